@@ -1,0 +1,142 @@
+"""Reading EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON): a flat tree with derived figures.
+
+Postgres reports each node's `Actual Total Time` per loop and inclusive of its children; the
+figures a person wants are the node's own (exclusive) time over all loops and how far the
+planner's row estimate was off. Those are computed once here and handed to templates and notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SCAN_NODES = {
+    "Seq Scan",
+    "Index Scan",
+    "Index Only Scan",
+    "Bitmap Heap Scan",
+    "Tid Scan",
+    "Tid Range Scan",
+}
+
+
+@dataclass
+class Node:
+    """One plan node with the figures worth showing."""
+
+    depth: int
+    node_type: str
+    relation: str | None
+    index: str | None
+    plan_rows: float
+    actual_rows: float
+    """Rows produced over all loops."""
+    loops: int
+    inclusive_ms: float
+    """This node and its children, over all loops."""
+    exclusive_ms: float = 0.0
+    rows_removed: int = 0
+    """Rows a filter or recheck read and threw away."""
+    shared_hit: int = 0
+    shared_read: int = 0
+    details: list[str] = field(default_factory=list)
+    share: float = 0.0
+    """Fraction of the execution time spent in this node itself."""
+
+    @property
+    def label(self) -> str:
+        text = self.node_type
+        if self.index:
+            text += f" using {self.index}"
+        if self.relation:
+            text += f" on {self.relation}"
+        return text
+
+    @property
+    def rows_read(self) -> int:
+        return int(self.actual_rows + self.rows_removed)
+
+    @property
+    def misestimate(self) -> float:
+        """How many times the estimate was off (≥ 1), e.g. 12.0 whichever way it erred."""
+        estimated = max(self.plan_rows * self.loops, 1.0)
+        actual = max(self.actual_rows, 1.0)
+        return max(estimated, actual) / min(estimated, actual)
+
+    @property
+    def underestimated(self) -> bool:
+        return self.actual_rows > self.plan_rows * self.loops
+
+
+@dataclass
+class PlanSummary:
+    nodes: list[Node]
+    planning_ms: float
+    execution_ms: float
+
+    @property
+    def scans(self) -> list[Node]:
+        return [n for n in self.nodes if n.node_type in SCAN_NODES]
+
+    @property
+    def rows_read(self) -> int:
+        """Rows the table and index scans produced or filtered away: the work done."""
+        return sum(n.rows_read for n in self.scans)
+
+    @property
+    def hottest(self) -> Node | None:
+        return max(self.nodes, key=lambda n: n.exclusive_ms, default=None)
+
+
+def summarize(plan_json: list[dict[str, Any]]) -> PlanSummary:
+    top = plan_json[0]
+    nodes: list[Node] = []
+    _walk(top["Plan"], 0, nodes)
+    execution = float(top.get("Execution Time", 0.0))
+    for node in nodes:
+        node.share = node.exclusive_ms / execution if execution else 0.0
+    return PlanSummary(nodes=nodes, planning_ms=float(top.get("Planning Time", 0.0)), execution_ms=execution)
+
+
+_DETAIL_KEYS = (
+    "Index Cond",
+    "Filter",
+    "Recheck Cond",
+    "Hash Cond",
+    "Join Filter",
+    "Sort Key",
+    "Sort Method",
+    "Presorted Key",
+)
+
+
+def _walk(raw: dict[str, Any], depth: int, out: list[Node]) -> Node:
+    loops = int(raw.get("Actual Loops", 1) or 1)
+    node = Node(
+        depth=depth,
+        node_type=raw["Node Type"],
+        relation=raw.get("Relation Name"),
+        index=raw.get("Index Name"),
+        plan_rows=float(raw.get("Plan Rows", 0)),
+        actual_rows=float(raw.get("Actual Rows", 0)) * loops,
+        loops=loops,
+        inclusive_ms=float(raw.get("Actual Total Time", 0.0)) * loops,
+        rows_removed=int(
+            (raw.get("Rows Removed by Filter", 0) + raw.get("Rows Removed by Index Recheck", 0)) * loops
+        ),
+        shared_hit=int(raw.get("Shared Hit Blocks", 0)),
+        shared_read=int(raw.get("Shared Read Blocks", 0)),
+    )
+    for key in _DETAIL_KEYS:
+        if key in raw:
+            value = raw[key]
+            node.details.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
+    out.append(node)
+    children_ms = 0.0
+    for child in raw.get("Plans", []):
+        if child.get("Parent Relationship") == "InitPlan" or child.get("Subplan Name"):
+            _walk(child, depth + 1, out)
+            continue
+        children_ms += _walk(child, depth + 1, out).inclusive_ms
+    node.exclusive_ms = max(node.inclusive_ms - children_ms, 0.0)
+    return node

@@ -1,0 +1,144 @@
+"""The one way a recipe runs: prepare, capture, run the variant, EXPLAIN the main statement."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from playground.capture import Capture
+from recipes.base import Params, Recipe, Rows
+from recipes.context import Run, Setup
+from recipes.results import Plan, RunResult, Statement, TableRows, jsonable
+
+EXPLAIN_JSON = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
+EXPLAIN_TEXT = "EXPLAIN (ANALYZE, BUFFERS) "
+
+
+class SetupError(Exception):
+    """The sandbox could not be prepared for the run (a limit hit, a timeout)."""
+
+
+def run(
+    *, recipe: Recipe, variant: str, params: Mapping[str, Any], engine: Engine, max_rows: int = 50
+) -> RunResult:
+    """Run one variant of `recipe` on `engine` (a sandbox) and measure everything it sent.
+
+    `params` are already validated; missing ones take their defaults.
+    """
+    p = Params({**recipe.defaults(), **params})
+    func = recipe.variants[variant].func
+    setup = prepare(recipe, p, engine)
+
+    context = Run(engine, setup.prepared)
+    rows: Rows | None = None
+    error: str | None = None
+    with Capture() as capture:
+        started = time.perf_counter()
+        try:
+            rows = func(context, p)
+        except SQLAlchemyError as exc:
+            error = describe_error(exc)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        plan = explain(engine, capture) if capture.main is not None else None
+
+    statements = capture.statements
+    variant_statements = [s for s in statements if s.kind in ("query", "copy")]
+    result = RunResult(
+        recipe=recipe.slug,
+        variant=variant,
+        params=jsonable(dict(p)),
+        ok=error is None,
+        error=error,
+        rows=_table(rows, max_rows),
+        statements=statements,
+        query_count=len(variant_statements),
+        plan=plan,
+        elapsed_ms=round(elapsed_ms, 3),
+        db_ms=round(sum(s.duration_ms or 0.0 for s in variant_statements), 3),
+        metrics=jsonable(context.metrics),
+        setup=setup.log,
+    )
+    notes = recipe.notice(result) if recipe.notice else []
+    return replace(result, notes=notes)
+
+
+def prepare(recipe: Recipe, p: Params, engine: Engine) -> Setup:
+    """Run the recipe's setup in one transaction, outside any capture."""
+    try:
+        with engine.begin() as conn:
+            setup = Setup(conn)
+            if recipe.prepare is not None:
+                recipe.prepare(setup, p)
+    except SQLAlchemyError as exc:
+        raise SetupError(f"Preparing the sandbox failed: {describe_error(exc)}") from exc
+    return setup
+
+
+def explain(engine: Engine, capture: Capture) -> Plan | None:
+    """EXPLAIN ANALYZE the main statement as it was sent, in transactions that are rolled back.
+
+    ANALYZE executes the statement, so a write is undone by the rollback. The JSON and the text
+    forms come from two separate executions so that a write never sees its own first run.
+    """
+    main = capture.main
+    assert main is not None
+    if isinstance(main.parameters, list):  # executemany: nothing single to explain
+        return None
+    outputs = []
+    for prefix in (EXPLAIN_JSON, EXPLAIN_TEXT):
+        with engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            started = time.perf_counter()
+            try:
+                with dbapi.cursor() as cursor:
+                    cursor.execute(prefix + main.sql, main.parameters)
+                    outputs.append(cursor.fetchall())
+            except Exception as exc:  # a timeout or a lock: show the run without its plan
+                return Plan(json=[], text=f"EXPLAIN failed: {describe_error(exc)}")
+            finally:
+                dbapi.rollback()
+                capture.add(_explain_statement(prefix + main.sql, main.parameters, started))
+    json_rows, text_rows = outputs
+    plan_json = json_rows[0][0]
+    if isinstance(plan_json, str):
+        plan_json = json.loads(plan_json)
+    return Plan(json=plan_json, text="\n".join(r[0] for r in text_rows))
+
+
+def _explain_statement(sql: str, parameters: Any, started: float) -> Statement:
+    return Statement(
+        sql=sql,
+        parameters=parameters,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        rowcount=None,
+        kind="explain",
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """The database's or SQLAlchemy's own message, without SQLAlchemy's trailing links."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None)
+        message = str(orig).strip()
+        return f"{type(orig).__name__}{f' (SQLSTATE {code})' if code else ''}: {message}"
+    message = str(exc).split("(Background on this error")[0].strip()
+    return f"{type(exc).__name__}: {message}"
+
+
+def _table(rows: Rows | None, max_rows: int) -> TableRows | None:
+    if rows is None:
+        return None
+    shown = rows.data[:max_rows]
+    return TableRows(
+        columns=list(rows.columns),
+        data=jsonable([list(r) for r in shown]),
+        total=len(rows.data),
+        truncated=len(rows.data) > max_rows,
+    )

@@ -1,0 +1,5 @@
+from django.http import HttpResponse
+
+
+def shelf(request):
+    return HttpResponse("ok")

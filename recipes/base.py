@@ -1,0 +1,187 @@
+"""The vocabulary every recipe module speaks: parameters, variants, recipes and their results.
+
+Nothing here knows about Django. A recipe module declares a `Recipe`, registers variants on it
+with `@recipe.variant`, and the runner (`playground.runner.run`) does the rest.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from recipes.context import Run, Setup
+
+SECTIONS = ("Modelling", "Reading", "Writing", "Performance")
+
+ParamKind = Literal["int", "float", "bool", "choice", "str"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One input a person can change before running a recipe."""
+
+    name: str
+    """Stable key used in forms, query strings and the JSON API."""
+    kind: ParamKind
+    default: Any
+    label: str = ""
+    """Short human label; the name is used when empty."""
+    help: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    """Allowed values of a `choice` parameter, in display order."""
+    max_length: int = 200
+    """Longest accepted value of a `str` parameter."""
+    sweepable: bool = False
+    """Numeric parameters that make sense on the x axis of a sweep."""
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            "name": self.name,
+            "type": self.kind,
+            "default": self.default,
+            "label": self.label or self.name,
+            "help": self.help,
+            "min": self.min,
+            "max": self.max,
+            "choices": list(self.choices) or None,
+        }
+        if self.kind == "str":
+            data["max_length"] = self.max_length
+        return data
+
+
+class Params(Mapping[str, Any]):
+    """Validated parameter values; read them as attributes (`p.page`) or as a mapping."""
+
+    def __init__(self, values: Mapping[str, Any]):
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Params({self._values!r})"
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What a variant hands back to be shown as a table."""
+
+    columns: tuple[str, ...]
+    data: list[tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, objects: Iterable[Any], *columns: str) -> Rows:
+        """Rows from ORM objects, reading the named attributes."""
+        return cls(columns, [tuple(getattr(o, c) for c in columns) for o in objects])
+
+
+VariantFunc = Callable[["Run", Params], "Rows | None"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of doing the recipe's job; the naive one comes first."""
+
+    slug: str
+    func: VariantFunc
+
+    @property
+    def label(self) -> str:
+        """The first line of the function's docstring."""
+        return (self.func.__doc__ or self.slug).strip().splitlines()[0]
+
+    @property
+    def description(self) -> str:
+        """The rest of the docstring: what this variant shows."""
+        lines = (self.func.__doc__ or "").strip().splitlines()[1:]
+        return textwrap.dedent("\n".join(lines)).strip()
+
+    @property
+    def source(self) -> str:
+        """The code that runs, exactly as written in the recipe module."""
+        return textwrap.dedent(inspect.getsource(self.func))
+
+
+@dataclass
+class Recipe:
+    """A recipe of the cookbook: its parameters, its variants and how to prepare its data."""
+
+    slug: str
+    title: str
+    section: str
+    summary: str
+    """When to reach for it: the recipe module's docstring."""
+    params: tuple[Param, ...]
+    docs: tuple[tuple[str, str], ...] = ()
+    """(label, url) of the PostgreSQL and SQLAlchemy pages worth reading."""
+    variants: dict[str, Variant] = field(default_factory=dict)
+    prepare: Callable[[Setup, Params], None] | None = None
+    """Brings the sandbox's tables to the state the variants expect (not captured)."""
+    notice: Callable[[Any], list[str]] | None = None
+    """Writes the "what to notice" lines from a finished RunResult's figures."""
+
+    def __post_init__(self) -> None:
+        if self.section not in SECTIONS:
+            raise ValueError(f"{self.slug}: unknown section {self.section!r}")
+        names = [p.name for p in self.params]
+        if len(names) != len(set(names)):
+            raise ValueError(f"{self.slug}: duplicate parameter name")
+
+    def variant(self, func: VariantFunc) -> VariantFunc:
+        """Register `func` as a variant, slug taken from its name (`keyset_mismatched_order`)."""
+        slug = func.__name__.replace("_", "-")
+        if slug in self.variants:
+            raise ValueError(f"{self.slug}: duplicate variant {slug!r}")
+        self.variants[slug] = Variant(slug=slug, func=func)
+        return func
+
+    def setup(self, func: Callable[[Setup, Params], None]) -> Callable[[Setup, Params], None]:
+        self.prepare = func
+        return func
+
+    def explain(self, func: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
+        self.notice = func
+        return func
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    @property
+    def default_variant(self) -> str:
+        return next(iter(self.variants))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "title": self.title,
+            "section": self.section,
+            "summary": self.summary,
+            "variants": [
+                {"slug": v.slug, "label": v.label, "description": v.description}
+                for v in self.variants.values()
+            ],
+            "parameters": [p.to_json() for p in self.params],
+            "docs": [{"label": label, "url": url} for label, url in self.docs],
+        }

@@ -1,0 +1,91 @@
+"""What a variant and a setup function receive: a handle on the sandbox and a notebook."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
+
+from recipes.datasets import Dataset
+
+MAIN_OPTION = "playground_main"
+S = TypeVar("S", bound=Executable)
+
+
+class Run:
+    """Handed to a variant. Every statement sent through `engine` is captured."""
+
+    def __init__(self, engine: Engine, prepared: dict[str, Any] | None = None):
+        self.engine = engine
+        self.prepared = prepared or {}
+        """Values the recipe's setup computed for this run (e.g. a keyset cursor)."""
+        self.metrics: dict[str, Any] = {}
+
+    def session(self) -> Session:
+        """A new ORM session on the sandbox; use it as a context manager."""
+        return Session(self.engine)
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    def main(self, stmt: S) -> S:
+        """Mark `stmt` as the query this recipe is about: its plan is the one EXPLAINed."""
+        return stmt.execution_options(**{MAIN_OPTION: True})
+
+    def metric(self, name: str, value: Any) -> None:
+        """Record a figure of the recipe's own (shown beside the standard ones)."""
+        self.metrics[name] = value
+
+
+class Setup:
+    """Handed to a recipe's setup function. Nothing done here is captured as the run's work."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.log: list[str] = []
+        self.prepared: dict[str, Any] = {}
+        """Handed to the variant as `run.prepared`."""
+
+    @contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.log.append(f"{what} ({(time.perf_counter() - started) * 1000:.0f} ms)")
+
+    def dataset(self, dataset: Dataset, **size: int) -> None:
+        """Create and seed `dataset` at `size` unless it is already there at that size."""
+        if dataset.is_current(self.conn, size):
+            return
+        with self.step(f"seeded {dataset.name} ({_describe(size)})"):
+            dataset.build(self.conn, size)
+
+    def indexes(self, dataset: Dataset, wanted: set[str]) -> None:
+        """Make the dataset's optional indexes exactly `wanted` (others dropped), then ANALYZE."""
+        present = {
+            name
+            for (name,) in self.conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"),
+                {"t": dataset.name},
+            )
+        }
+        changed = False
+        for name in sorted(set(dataset.indexes) & present - wanted):
+            with self.step(f"dropped index {name}"):
+                self.conn.execute(text(f'DROP INDEX "{name}"'))
+            changed = True
+        for name in sorted(wanted - present):
+            with self.step(f"created index {name}"):
+                self.conn.execute(text(dataset.indexes[name]))
+            changed = True
+        if changed:
+            with self.step(f"ANALYZE {dataset.name}"):
+                self.conn.execute(text(f'ANALYZE "{dataset.name}"'))
+
+
+def _describe(size: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v:,}" for k, v in size.items())

@@ -1,0 +1,111 @@
+"""Keyset (seek) pagination: continue after the last row seen.
+
+Reach for it for "load more" and infinite scroll, or whenever people page deep into a big table.
+The cursor is the last row's (created_at, id); with an index in exactly the ORDER BY's order,
+Postgres seeks straight to it and reads one page of rows whatever the depth. It cannot jump to
+page 47, and an ORDER BY that does not match the index brings a sort back.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select, text, tuple_
+
+from recipes.base import Param, Recipe, Rows
+from recipes.datasets import DOCUMENTS, Document
+from recipes.notes import rows_read_line
+
+INDEXES = {
+    "composite": {"ix_documents_created_id"},
+    "created_at": {"ix_documents_created_at"},
+    "none": set(),
+}
+
+recipe = Recipe(
+    slug="keyset-pagination",
+    title="Keyset pagination",
+    section="Reading",
+    summary=__doc__,
+    params=(
+        Param("page", "int", 1, label="Page depth", min=1, max=50_000, sweepable=True,
+              help="Which page to fetch: the cursor is the last row of the page before it."),
+        Param("size", "int", 20, label="Page size", min=1, max=100),
+        Param("rows", "int", 200_000, label="Table rows", min=1_000, max=1_000_000,
+              help="Rows in documents; changing it re-seeds the table."),
+        Param("index", "choice", "composite", label="Index", choices=tuple(INDEXES),
+              help="composite = (created_at DESC, id DESC); created_at = one column; none."),
+    ),
+    docs=(
+        ("PostgreSQL: row constructor comparison",
+         "https://www.postgresql.org/docs/current/functions-comparisons.html#ROW-WISE-COMPARISON"),
+        ("PostgreSQL: indexes and ORDER BY", "https://www.postgresql.org/docs/current/indexes-ordering.html"),
+        ("SQLAlchemy: tuple_()", "https://docs.sqlalchemy.org/en/20/core/sqlelement.html#sqlalchemy.sql.expression.tuple_"),
+    ),
+)
+
+COLUMNS = ("id", "title", "created_at")
+
+
+@recipe.setup
+def prepare(setup, p):
+    setup.dataset(DOCUMENTS, rows=p.rows, owners=1000)
+    setup.indexes(DOCUMENTS, INDEXES[p.index])
+    setup.prepared["cursor"] = cursor_before_page(setup.conn, p.page, p.size)
+
+
+def cursor_before_page(conn, page, size):
+    """(created_at, id) of the last row of the previous page, or None on page 1.
+
+    An application gets it from the page it just showed; here it is read from the seeded data
+    (newest first means the row at position k has id = max(id) - k), outside the measured run.
+    """
+    if page == 1:
+        return None
+    row = conn.execute(
+        text("SELECT created_at, id FROM documents WHERE id = (SELECT max(id) FROM documents) - :k + 1"),
+        {"k": (page - 1) * size},
+    ).first()
+    return tuple(row) if row else None
+
+
+@recipe.variant
+def keyset(run, p):
+    """Seek past the cursor with a row comparison
+
+    WHERE (created_at, id) < (:created_at, :id) ORDER BY created_at DESC, id DESC LIMIT :size
+    """
+    stmt = select(Document).order_by(Document.created_at.desc(), Document.id.desc()).limit(p.size)
+    cursor = run.prepared["cursor"]
+    if cursor is not None:
+        stmt = stmt.where(tuple_(Document.created_at, Document.id) < tuple_(*cursor))
+    with run.session() as session:
+        documents = session.scalars(run.main(stmt)).all()
+    if documents:
+        run.metric("next_cursor", [documents[-1].created_at, documents[-1].id])
+    return Rows.of(documents, *COLUMNS)
+
+
+@recipe.variant
+def keyset_mismatched_order(run, p):
+    """ORDER BY created_at DESC, id ASC: the trap
+
+    The tie-breaker runs the other way from the index (and from the cursor comparison), so the
+    index can no longer hand rows over in the order asked for.
+    """
+    stmt = select(Document).order_by(Document.created_at.desc(), Document.id.asc()).limit(p.size)
+    cursor = run.prepared["cursor"]
+    if cursor is not None:
+        stmt = stmt.where(tuple_(Document.created_at, Document.id) < tuple_(*cursor))
+    with run.session() as session:
+        documents = session.scalars(run.main(stmt)).all()
+    return Rows.of(documents, *COLUMNS)
+
+
+@recipe.explain
+def notice(result):
+    lines = []
+    if (line := rows_read_line(result)) is not None:
+        lines.append(line)
+    cursor = result.metrics.get("next_cursor")
+    if cursor:
+        lines.append(f"Next page: WHERE (created_at, id) < ('{cursor[0]}', {cursor[1]}).")
+    return lines

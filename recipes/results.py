@@ -1,0 +1,88 @@
+"""What a run produces. Plain values, JSON-ready through `to_json()`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+StatementKind = Literal["query", "transaction", "explain", "copy"]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One thing sent to Postgres while the variant ran, in order."""
+
+    sql: str
+    parameters: Any
+    """Bound values as the driver received them (a dict, or a list of them for executemany)."""
+    duration_ms: float | None
+    """Client-side time around the driver call; None for implicit transaction markers."""
+    rowcount: int | None
+    kind: StatementKind = "query"
+    batches: int = 1
+    """Parameter sets sent in one driver call (executemany), 1 otherwise."""
+    main: bool = False
+    """The statement the recipe marked as "the query": the one that was EXPLAINed."""
+
+
+@dataclass(frozen=True)
+class TableRows:
+    """Rows shown to the person: the first few, JSON-safe, with the real total."""
+
+    columns: list[str]
+    data: list[list[Any]]
+    total: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    json: list[dict[str, Any]]
+    """EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) as Postgres returned it."""
+    text: str
+    """The same statement's plan in Postgres' text format."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Everything measured in one run of one variant."""
+
+    recipe: str
+    variant: str
+    params: dict[str, Any]
+    ok: bool
+    error: str | None
+    rows: TableRows | None
+    statements: list[Statement]
+    query_count: int
+    """Statements the variant itself sent: EXPLAIN and transaction markers excluded."""
+    plan: Plan | None
+    elapsed_ms: float
+    """Wall time of the variant, from first to last line."""
+    db_ms: float
+    """Sum of the variant's statement durations as seen by the client."""
+    notes: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    setup: list[str] = field(default_factory=list)
+    """What was done to prepare the sandbox before the run (seeding, indexes), with timings."""
+
+    def to_json(self) -> dict[str, Any]:
+        return jsonable(asdict(self))
+
+
+def jsonable(value: Any) -> Any:
+    """Turn driver values (datetimes, UUIDs, decimals, bytes) into JSON-friendly ones."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | decimal.Decimal | dt.timedelta):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return value
