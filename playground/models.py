@@ -30,3 +30,6 @@ class Run(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.recipe}/{self.variant}"

@@ -84,6 +84,11 @@ class PlanSummary:
         return sum(n.rows_read for n in self.scans)
 
     @property
+    def key_scan(self) -> Node | None:
+        """The scan that read the most rows: usually the answer to "why is this slow?"."""
+        return max(self.scans, key=lambda n: n.rows_read, default=None)
+
+    @property
     def hottest(self) -> Node | None:
         return max(self.nodes, key=lambda n: n.exclusive_ms, default=None)
 

@@ -73,8 +73,9 @@ def admin_engine() -> Engine:
         engine = _admin.get(url)
         if engine is None:
             _ensure_database(url)
-            engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=4,
-                                   pool_pre_ping=True)
+            engine = create_engine(
+                url, isolation_level="AUTOCOMMIT", pool_size=2, max_overflow=4, pool_pre_ping=True
+            )
             _lock_down(engine, url)
             _admin[url] = engine
     return engine
@@ -84,10 +85,14 @@ def _ensure_database(url: URL) -> None:
     maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=None)
     try:
         with maintenance.connect() as conn:
-            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first():
+            if conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+            ).first():
                 return
             try:
-                conn.execute(text(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)).as_string()))
+                conn.execute(
+                    text(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)).as_string())
+                )
             except Exception:  # another process created it first
                 if not conn.execute(
                     text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
@@ -137,15 +142,31 @@ def provision() -> Sandbox:
         "temp_file_limit": conf("TEMP_FILE_LIMIT"),
     }
     with engine.connect() as conn:
-        conn.execute(text(sql.SQL(
-            "CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {} NOSUPERUSER NOCREATEDB "
-            "NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
-        ).format(ident, sql.Literal(role_password(role)), sql.Literal(conf("CONNECTION_LIMIT"))).as_string()))
+        conn.execute(
+            text(
+                sql.SQL(
+                    "CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {} NOSUPERUSER NOCREATEDB "
+                    "NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+                )
+                .format(ident, sql.Literal(role_password(role)), sql.Literal(conf("CONNECTION_LIMIT")))
+                .as_string()
+            )
+        )
         for name, value in settings_sql.items():
-            conn.execute(text(sql.SQL("ALTER ROLE {} SET {} = {}").format(
-                ident, sql.Identifier(name), sql.Literal(str(value))).as_string()))
-        conn.execute(text(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-            sql.Identifier(engine.url.database), ident).as_string()))
+            conn.execute(
+                text(
+                    sql.SQL("ALTER ROLE {} SET {} = {}")
+                    .format(ident, sql.Identifier(name), sql.Literal(str(value)))
+                    .as_string()
+                )
+            )
+        conn.execute(
+            text(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}")
+                .format(sql.Identifier(engine.url.database), ident)
+                .as_string()
+            )
+        )
         conn.execute(text(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident).as_string()))
     return Sandbox.objects.create(role=role, last_used_at=timezone.now())
 
@@ -215,7 +236,10 @@ def drop(sandbox: Sandbox) -> None:
 
 def _terminate(conn, role: str) -> None:
     conn.execute(
-        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = :r AND pid <> pg_backend_pid()"),
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE usename = :r AND pid <> pg_backend_pid()"
+        ),
         {"r": role},
     )
 

@@ -3,7 +3,7 @@
 | variable | default | meaning |
 |---|---|---|
 | DATABASE_URL | (embedded server) | the app's own database |
-| SANDBOX_DATABASE_URL | database `<app db>_sandbox` on the same server | where sandboxes live; its user needs CREATEROLE |
+| SANDBOX_DATABASE_URL | `<app db>_sandbox` on the same server | sandboxes; its user needs CREATEROLE |
 | SECRET_KEY | a development key (refused when DEBUG is off) | also derives sandbox passwords |
 | DEBUG | `1` | |
 | ALLOWED_HOSTS | `127.0.0.1,localhost` | comma separated |
@@ -39,6 +39,7 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-only-not-secret-recipe-playground"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "playground.views.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",

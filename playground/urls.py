@@ -4,4 +4,10 @@ from playground import views
 
 urlpatterns = [
     path("", views.shelf, name="shelf"),
+    path("recipes/<slug:slug>/", views.recipe_page, name="recipe"),
+    path("recipes/<slug:slug>/run", views.recipe_run, name="recipe-run"),
+    path("api/recipes", views.api_recipes, name="api-recipes"),
+    path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
+    path("sandbox/reset", views.sandbox_reset, name="sandbox-reset"),
+    path("healthz", views.healthz, name="healthz"),
 ]

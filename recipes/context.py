@@ -69,7 +69,9 @@ class Setup:
         present = {
             name
             for (name,) in self.conn.execute(
-                text("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"),
+                text(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"
+                ),
                 {"t": dataset.name},
             )
         }

@@ -108,4 +108,3 @@ DOCUMENTS = Dataset(
 )
 
 ALL = (DOCUMENTS,)
-

@@ -19,16 +19,33 @@ recipe = Recipe(
     section="Reading",
     summary=__doc__,
     params=(
-        Param("page", "int", 1, label="Page", min=1, max=50_000, sweepable=True,
-              help="Page number; the first row shown is (page − 1) × size."),
+        Param(
+            "page",
+            "int",
+            1,
+            label="Page",
+            min=1,
+            max=50_000,
+            sweepable=True,
+            help="Page number; the first row shown is (page − 1) × size.",
+        ),
         Param("size", "int", 20, label="Page size", min=1, max=100),
-        Param("rows", "int", 200_000, label="Table rows", min=1_000, max=1_000_000,
-              help="Rows in documents; changing it re-seeds the table."),
+        Param(
+            "rows",
+            "int",
+            200_000,
+            label="Table rows",
+            min=1_000,
+            max=1_000_000,
+            help="Rows in documents; changing it re-seeds the table.",
+        ),
     ),
     docs=(
         ("PostgreSQL: LIMIT and OFFSET", "https://www.postgresql.org/docs/current/queries-limit.html"),
-        ("SQLAlchemy: Select.limit / offset",
-         "https://docs.sqlalchemy.org/en/20/core/selectable.html#sqlalchemy.sql.expression.Select.offset"),
+        (
+            "SQLAlchemy: Select.limit / offset",
+            "https://docs.sqlalchemy.org/en/20/core/selectable.html#sqlalchemy.sql.expression.Select.offset",
+        ),
     ),
 )
 

@@ -1,0 +1,66 @@
+"""Forms built from a recipe's declared parameters: the only place input is validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+
+from recipes.base import Param, Recipe
+
+
+def _field(param: Param) -> forms.Field:
+    common = {"label": param.label or param.name, "help_text": param.help, "required": False}
+    match param.kind:
+        case "int":
+            return forms.IntegerField(min_value=param.min, max_value=param.max, **common)
+        case "float":
+            return forms.FloatField(min_value=param.min, max_value=param.max, **common)
+        case "bool":
+            return forms.BooleanField(**common)
+        case "choice":
+            return forms.ChoiceField(choices=[(c, c) for c in param.choices], **common)
+        case "str":
+            return forms.CharField(max_length=param.max_length, strip=False, **common)
+    raise ValueError(f"unknown parameter kind {param.kind!r}")
+
+
+class RunForm(forms.Form):
+    """The variant to run and the recipe's parameters; blanks take the defaults."""
+
+    def __init__(self, recipe: Recipe, data: Mapping[str, Any] | None = None, **kwargs: Any):
+        self.recipe = recipe
+        if data is not None:
+            data = {**recipe.defaults(), "variant": recipe.default_variant, **_present(data)}
+        super().__init__(data, **kwargs)
+        self.fields["variant"] = forms.ChoiceField(
+            choices=[(v.slug, v.label) for v in recipe.variants.values()],
+            widget=forms.RadioSelect,
+            label="Variant",
+        )
+        for param in recipe.params:
+            self.fields[param.name] = _field(param)
+        self.initial = {**recipe.defaults(), "variant": recipe.default_variant, **self.initial}
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for param in self.recipe.params:
+            if cleaned.get(param.name) in (None, "") and param.kind != "bool":
+                cleaned[param.name] = param.default
+        return cleaned
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {p.name: self.cleaned_data[p.name] for p in self.recipe.params}
+
+
+def _present(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Submitted values, leaving out blanks so that they fall back to defaults."""
+    getlist = getattr(data, "getlist", None)
+    values = {k: (getlist(k)[-1] if getlist else v) for k, v in data.items()}
+    return {k: v for k, v in values.items() if v not in ("", None)}
+
+
+def json_errors(form: forms.Form) -> dict[str, list[str]]:
+    return {field: [str(e) for e in errors] for field, errors in form.errors.items()}
