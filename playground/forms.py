@@ -29,10 +29,16 @@ def _field(param: Param) -> forms.Field:
 class RunForm(forms.Form):
     """The variant to run and the recipe's parameters; blanks take the defaults."""
 
-    def __init__(self, recipe: Recipe, data: Mapping[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self, recipe: Recipe, data: Mapping[str, Any] | None = None, *, html: bool = False, **kwargs: Any
+    ):
+        """`html`: the data comes from the HTML form, where an unticked checkbox is simply absent."""
         self.recipe = recipe
         if data is not None:
-            data = {**recipe.defaults(), "variant": recipe.default_variant, **_present(data)}
+            unticked = {p.name: False for p in recipe.params if p.kind == "bool"} if html else {}
+            data = {**recipe.defaults(), "variant": recipe.default_variant, **unticked, **_present(data)}
+            if recipe.variant_alias and recipe.variant_alias in data:
+                data["variant"] = data.pop(recipe.variant_alias)
         super().__init__(data, **kwargs)
         self.fields["variant"] = forms.ChoiceField(
             choices=[(v.slug, v.label) for v in recipe.variants.values()],

@@ -40,6 +40,8 @@ class Node:
     shared_hit: int = 0
     shared_read: int = 0
     details: list[str] = field(default_factory=list)
+    below_limit: bool = False
+    """Under a Limit the executor stops early, so the planner's full-row estimate is not a miss."""
     share: float = 0.0
     """Fraction of the execution time spent in this node itself."""
 
@@ -62,6 +64,11 @@ class Node:
         estimated = max(self.plan_rows * self.loops, 1.0)
         actual = max(self.actual_rows, 1.0)
         return max(estimated, actual) / min(estimated, actual)
+
+    @property
+    def misestimated(self) -> bool:
+        """Off by 10× or more where the estimate is meant to be comparable."""
+        return not self.below_limit and self.misestimate >= 10
 
     @property
     def underestimated(self) -> bool:
@@ -115,7 +122,7 @@ _DETAIL_KEYS = (
 )
 
 
-def _walk(raw: dict[str, Any], depth: int, out: list[Node]) -> Node:
+def _walk(raw: dict[str, Any], depth: int, out: list[Node], below_limit: bool = False) -> Node:
     loops = int(raw.get("Actual Loops", 1) or 1)
     node = Node(
         depth=depth,
@@ -131,6 +138,7 @@ def _walk(raw: dict[str, Any], depth: int, out: list[Node]) -> Node:
         ),
         shared_hit=int(raw.get("Shared Hit Blocks", 0)),
         shared_read=int(raw.get("Shared Read Blocks", 0)),
+        below_limit=below_limit,
     )
     for key in _DETAIL_KEYS:
         if key in raw:
@@ -138,10 +146,13 @@ def _walk(raw: dict[str, Any], depth: int, out: list[Node]) -> Node:
             node.details.append(f"{key}: {', '.join(value) if isinstance(value, list) else value}")
     out.append(node)
     children_ms = 0.0
+    limited = below_limit or node.node_type == "Limit"
     for child in raw.get("Plans", []):
-        if child.get("Parent Relationship") == "InitPlan" or child.get("Subplan Name"):
-            _walk(child, depth + 1, out)
-            continue
-        children_ms += _walk(child, depth + 1, out).inclusive_ms
+        walked = _walk(child, depth + 1, out, limited)
+        # A SubPlan runs inside this node's own expressions: its time is part of this node's. An
+        # InitPlan (a CTE too) runs wherever its value is first needed, possibly further down,
+        # whose time already holds it: subtracting it here as well would count it twice.
+        if child.get("Parent Relationship") != "InitPlan":
+            children_ms += walked.inclusive_ms
     node.exclusive_ms = max(node.inclusive_ms - children_ms, 0.0)
     return node

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import tracemalloc
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -39,12 +40,18 @@ def run(
     rows: Rows | None = None
     error: str | None = None
     with Capture() as capture:
+        if recipe.measure_memory:
+            tracemalloc.start()
         started = time.perf_counter()
         try:
             rows = func(context, p)
         except SQLAlchemyError as exc:
             error = describe_error(exc)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if recipe.measure_memory:
+                context.metric("python_peak_kb", round(tracemalloc.get_traced_memory()[1] / 1024, 1))
+                tracemalloc.stop()
         plan = explain(engine, capture) if capture.main is not None else None
 
     statements = capture.statements

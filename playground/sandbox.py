@@ -226,11 +226,14 @@ def drop(sandbox: Sandbox) -> None:
     _forget_engine(sandbox.role)
     ident = sql.Identifier(sandbox.role)
     with admin_engine().connect() as conn:
-        conn.execute(text(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident).as_string()))
+        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": sandbox.role}).first()
+        if exists:  # NOLOGIN first so nothing reconnects between terminate and drop
+            conn.execute(text(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident).as_string()))
         _terminate(conn, sandbox.role)
         conn.execute(text(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident).as_string()))
-        conn.execute(text(sql.SQL("DROP OWNED BY {}").format(ident).as_string()))
-        conn.execute(text(sql.SQL("DROP ROLE IF EXISTS {}").format(ident).as_string()))
+        if exists:
+            conn.execute(text(sql.SQL("DROP OWNED BY {}").format(ident).as_string()))
+            conn.execute(text(sql.SQL("DROP ROLE IF EXISTS {}").format(ident).as_string()))
     Sandbox.objects.filter(pk=sandbox.pk).delete()
 
 

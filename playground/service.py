@@ -47,6 +47,11 @@ def run_recipe(session, recipe: Recipe, variant: str, params: dict[str, Any]) ->
     return result
 
 
+def compare(session, recipe: Recipe, params: dict[str, Any]) -> list[RunResult]:
+    """Every variant of `recipe` with the same parameters, naive first."""
+    return [run_recipe(session, recipe, slug, params) for slug in recipe.variants]
+
+
 def reset_sandbox(session) -> bool:
     """Empty this session's sandbox; False when it has none yet."""
     role = session.get(SESSION_KEY)

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 import recipes
 from playground import sandbox, service
+from playground.charts import comparison_rows
 from playground.forms import RunForm, json_errors
 from playground.runner import SetupError
 from playground.sandbox import SandboxLimitError
@@ -51,7 +52,7 @@ def recipe_run(request: HttpRequest, slug: str) -> HttpResponse:
     if recipes.get(slug) is None and _wants_json(request):
         return JsonResponse({"error": f"unknown recipe '{slug}'"}, status=404)
     recipe = _recipe(slug)
-    form = RunForm(recipe, request.POST)
+    form = RunForm(recipe, request.POST, html=True)
     if not form.is_valid():
         if _wants_json(request):
             return JsonResponse({"errors": json_errors(form)}, status=400)
@@ -74,6 +75,28 @@ def _run(request: HttpRequest, recipe: Recipe, form: RunForm):
         return None, str(exc), 503
     except SetupError as exc:
         return None, str(exc), 503
+
+
+@require_POST
+def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
+    if recipes.get(slug) is None and _wants_json(request):
+        return JsonResponse({"error": f"unknown recipe '{slug}'"}, status=404)
+    recipe = _recipe(slug)
+    form = RunForm(recipe, request.POST, html=True)
+    if not form.is_valid():
+        if _wants_json(request):
+            return JsonResponse({"errors": json_errors(form)}, status=400)
+        return _render_run(request, recipe, form, None, status=400)
+    try:
+        results = service.compare(request.session, recipe, form.params)
+    except (SandboxLimitError, SetupError) as exc:
+        if _wants_json(request):
+            return JsonResponse({"error": str(exc)}, status=503)
+        return _render_run(request, recipe, form, None, problem=str(exc), status=503)
+    if _wants_json(request):
+        return JsonResponse({"recipe": recipe.slug, "runs": [r.to_json() for r in results]})
+    context = {"recipe": recipe, "form": form, "comparison": comparison_rows(results)}
+    return render(request, "recipe.html#results" if request.htmx else "recipe.html", context)
 
 
 def _render_run(request, recipe, form, result, *, problem=None, status=200) -> HttpResponse:
@@ -100,7 +123,7 @@ def api_run(request: HttpRequest, slug: str) -> JsonResponse:
     if not isinstance(body, dict) or not isinstance(body.get("params", {}), dict):
         return JsonResponse({"error": 'expected {"variant": "...", "params": {...}}'}, status=400)
     params = body.get("params", {})
-    unknown = sorted(set(params) - {p.name for p in recipe.params})
+    unknown = sorted(set(params) - {p.name for p in recipe.params} - {recipe.variant_alias})
     if unknown:
         return JsonResponse({"errors": {"params": [f"unknown parameter '{n}'" for n in unknown]}}, status=400)
     data = {k: v for k, v in params.items()}

@@ -9,6 +9,8 @@ from recipes.base import Recipe
 MODULES = (
     "recipes.reading.offset_pagination",
     "recipes.reading.keyset_pagination",
+    "recipes.reading.eager_loading",
+    "recipes.reading.exists_count",
 )
 
 

@@ -138,6 +138,12 @@ class Recipe:
     """Brings the sandbox's tables to the state the variants expect (not captured)."""
     notice: Callable[[Any], list[str]] | None = None
     """Writes the "what to notice" lines from a finished RunResult's figures."""
+    helpers: list[Callable[..., Any]] = field(default_factory=list)
+    """Functions the variants call; their source is shown beside the variant's."""
+    variant_alias: str | None = None
+    """A parameter name that also selects the variant (e.g. `strategy`), for scripts."""
+    measure_memory: bool = False
+    """Trace Python allocations during the variant and report the peak (slows it down)."""
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -146,13 +152,30 @@ class Recipe:
         if len(names) != len(set(names)):
             raise ValueError(f"{self.slug}: duplicate parameter name")
 
-    def variant(self, func: VariantFunc) -> VariantFunc:
-        """Register `func` as a variant, slug taken from its name (`keyset_mismatched_order`)."""
-        slug = func.__name__.replace("_", "-")
-        if slug in self.variants:
-            raise ValueError(f"{self.slug}: duplicate variant {slug!r}")
-        self.variants[slug] = Variant(slug=slug, func=func)
+    def variant(self, func: VariantFunc | None = None, *, slug: str | None = None) -> Any:
+        """Register `func` as a variant; the slug defaults to its name with dashes.
+
+        `@recipe.variant` or `@recipe.variant(slug="exists")` when the name is a Python keyword
+        or builtin worth not shadowing.
+        """
+
+        def register(f: VariantFunc) -> VariantFunc:
+            name = slug or f.__name__.replace("_", "-")
+            if name in self.variants:
+                raise ValueError(f"{self.slug}: duplicate variant {name!r}")
+            self.variants[name] = Variant(slug=name, func=f)
+            return f
+
+        return register(func) if func is not None else register
+
+    def helper(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """Register a function the variants share, so the page shows its code too."""
+        self.helpers.append(func)
         return func
+
+    @property
+    def helper_sources(self) -> list[str]:
+        return [textwrap.dedent(inspect.getsource(f)) for f in self.helpers]
 
     def setup(self, func: Callable[[Setup, Params], None]) -> Callable[[Setup, Params], None]:
         self.prepare = func
@@ -172,6 +195,23 @@ class Recipe:
     def default_variant(self) -> str:
         return next(iter(self.variants))
 
+    def _alias_json(self) -> list[dict[str, Any]]:
+        if not self.variant_alias:
+            return []
+        return [
+            {
+                "name": self.variant_alias,
+                "type": "choice",
+                "default": self.default_variant,
+                "label": self.variant_alias,
+                "help": "Same as choosing the variant.",
+                "min": None,
+                "max": None,
+                "choices": list(self.variants),
+                "alias_of": "variant",
+            }
+        ]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "slug": self.slug,
@@ -182,6 +222,6 @@ class Recipe:
                 {"slug": v.slug, "label": v.label, "description": v.description}
                 for v in self.variants.values()
             ],
-            "parameters": [p.to_json() for p in self.params],
+            "parameters": [p.to_json() for p in self.params] + self._alias_json(),
             "docs": [{"label": label, "url": url} for label, url in self.docs],
         }

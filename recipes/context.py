@@ -72,7 +72,7 @@ class Setup:
                 text(
                     "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = :t"
                 ),
-                {"t": dataset.name},
+                {"t": dataset.table},
             )
         }
         changed = False
@@ -85,8 +85,8 @@ class Setup:
                 self.conn.execute(text(dataset.indexes[name]))
             changed = True
         if changed:
-            with self.step(f"ANALYZE {dataset.name}"):
-                self.conn.execute(text(f'ANALYZE "{dataset.name}"'))
+            with self.step(f"ANALYZE {dataset.table}"):
+                self.conn.execute(text(f'ANALYZE "{dataset.table}"'))
 
 
 def _describe(size: dict[str, int]) -> str:

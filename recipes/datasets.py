@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Connection, DateTime, Identity, Text, func, text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import BigInteger, Boolean, Connection, DateTime, ForeignKey, Identity, Text, func, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 class Base(DeclarativeBase):
@@ -33,21 +33,64 @@ class Document(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Author(Base):
+    __tablename__ = "authors"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    books: Mapped[list[Book]] = relationship(back_populates="author", order_by="Book.id")
+
+
+class Book(Base):
+    __tablename__ = "books"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("authors.id"), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    author: Mapped[Author] = relationship(back_populates="books")
+    reviews: Mapped[list[Review]] = relationship(back_populates="book", order_by="Review.id")
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id"), index=True)
+    stars: Mapped[int]
+    book: Mapped[Book] = relationship(back_populates="reviews")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean)
+
+
 REGISTRY_DDL = "CREATE TABLE IF NOT EXISTS _datasets (name text PRIMARY KEY, signature jsonb NOT NULL)"
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A seedable table: its model, how to fill it, and the optional indexes recipes toggle."""
+    """Seedable tables: their models, how to fill them, and the optional indexes recipes toggle."""
 
     name: str
-    model: type[Base]
-    seed_sql: str
-    """INSERT … SELECT generate_series(…) with bound size parameters."""
+    models: tuple[type[Base], ...]
+    """Parents before children: created in this order, dropped in reverse."""
+    seed_sql: tuple[str, ...]
+    """INSERT … SELECT generate_series(…) statements with bound size parameters."""
     version: int = 1
     """Bump when the seed changes so existing sandboxes re-seed."""
     indexes: dict[str, str] = field(default_factory=dict)
     """Optional index name → CREATE INDEX statement. Names are the only identifiers recipes pass."""
+
+    @property
+    def table(self) -> str:
+        """The main table (the first model's), the one optional indexes go on."""
+        return self.models[0].__tablename__
 
     def signature(self, size: dict[str, int]) -> dict[str, int]:
         return {"version": self.version, **size}
@@ -57,22 +100,31 @@ class Dataset:
         stored = conn.execute(
             text("SELECT signature FROM _datasets WHERE name = :n"), {"n": self.name}
         ).scalar()
-        exists = conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": self.name}).scalar()
-        return bool(exists) and stored == self.signature(size)
+        if stored != self.signature(size):
+            return False
+        return all(
+            conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": m.__tablename__}).scalar()
+            for m in self.models
+        )
 
     def build(self, conn: Connection, size: dict[str, int]) -> None:
-        """Drop, create, seed and ANALYZE the table; record the signature."""
-        self.model.__table__.drop(conn, checkfirst=True)
-        self.model.__table__.create(conn)
-        conn.execute(text(self.seed_sql), size)
-        conn.execute(
-            text(
-                "SELECT setval(pg_get_serial_sequence(:t, 'id'), GREATEST((SELECT max(id) FROM "
-                f'"{self.name}"), 1))'
-            ),
-            {"t": self.name},
-        )
-        conn.execute(text(f'ANALYZE "{self.name}"'))
+        """Drop, create, seed and ANALYZE the tables; record the signature."""
+        for model in reversed(self.models):
+            conn.execute(text(f'DROP TABLE IF EXISTS "{model.__tablename__}" CASCADE'))
+        for model in self.models:
+            model.__table__.create(conn)
+        for statement in self.seed_sql:
+            conn.execute(text(statement), size)
+        for model in self.models:
+            table = model.__tablename__
+            conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence(:t, 'id'), "
+                    f'GREATEST((SELECT max(id) FROM "{table}"), 1))'
+                ),
+                {"t": table},
+            )
+            conn.execute(text(f'ANALYZE "{table}"'))
         conn.execute(
             text(
                 "INSERT INTO _datasets (name, signature) VALUES (:n, CAST(:s AS jsonb)) "
@@ -86,8 +138,9 @@ class Dataset:
 # one document in ten is soft-deleted, and owners are spread by a multiplicative hash.
 DOCUMENTS = Dataset(
     name="documents",
-    model=Document,
-    seed_sql="""
+    models=(Document,),
+    seed_sql=(
+        """
         INSERT INTO documents (id, owner_id, title, created_at, updated_at, deleted_at)
         OVERRIDING SYSTEM VALUE
         SELECT i,
@@ -99,6 +152,7 @@ DOCUMENTS = Dataset(
              LATERAL (SELECT timestamptz '2024-01-01 00:00:00+00'
                              + ((i - 1) / 2) * interval '37 seconds' AS ts) AS t
     """,
+    ),
     indexes={
         "ix_documents_created_at": "CREATE INDEX ix_documents_created_at ON documents (created_at)",
         "ix_documents_created_id": (
@@ -107,4 +161,34 @@ DOCUMENTS = Dataset(
     },
 )
 
-ALL = (DOCUMENTS,)
+# Every author has the same number of books and every book REVIEWS_PER_BOOK reviews, so the
+# expected counts are easy to check against what the ORM loaded.
+REVIEWS_PER_BOOK = 3
+LIBRARY = Dataset(
+    name="library",
+    models=(Author, Book, Review),
+    seed_sql=(
+        """INSERT INTO authors (id, name) OVERRIDING SYSTEM VALUE
+           SELECT a, 'Author ' || a FROM generate_series(1, :authors) AS a""",
+        """INSERT INTO books (id, author_id, title) OVERRIDING SYSTEM VALUE
+           SELECT (a - 1) * :books_per_author + b, a, 'Book ' || a || '.' || b
+           FROM generate_series(1, :authors) AS a, generate_series(1, :books_per_author) AS b""",
+        f"""INSERT INTO reviews (book_id, stars)
+           SELECT id, 1 + (id * 31 + r) % 5 FROM books, generate_series(1, {REVIEWS_PER_BOOK}) AS r""",
+    ),
+)
+
+# `match` is the percentage of users whose role is 'admin', spread evenly through the table.
+USERS = Dataset(
+    name="users",
+    models=(User,),
+    seed_sql=(
+        """INSERT INTO users (id, email, name, role, active) OVERRIDING SYSTEM VALUE
+           SELECT i, 'user' || i || '@example.com', 'User ' || i,
+                  CASE WHEN (i * 7919) % 10000 < :match * 100 THEN 'admin' ELSE 'member' END,
+                  i % 3 <> 0
+           FROM generate_series(1, :rows) AS i""",
+    ),
+)
+
+ALL = (DOCUMENTS, LIBRARY, USERS)

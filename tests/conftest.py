@@ -61,9 +61,7 @@ def drop_test_roles() -> list[str]:
         for role in roles:
             ident = sql.Identifier(role)
             conn.execute(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident))
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role]
-            )
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
             if has_db:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident))
             conn.execute(sql.SQL("DROP OWNED BY {}").format(ident))

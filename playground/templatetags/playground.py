@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from typing import Any
 
@@ -25,6 +26,13 @@ def sql(statement: str) -> str:
     """Reindented, keyword-uppercased, highlighted SQL (Pygments escapes the text)."""
     formatted = sqlparse.format(statement, reindent=True, keyword_case="upper")
     return mark_safe(highlight(formatted, PostgresLexer(), _FORMATTER))
+
+
+@register.filter
+def unwrap(text: str) -> str:
+    """Join the hard-wrapped lines of a docstring's paragraphs; blank lines still separate them."""
+    paragraphs = re.split(r"\n\s*\n", text.strip())
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
 @register.filter

@@ -82,12 +82,16 @@ def cursor_before_page(conn, page, size):
     """(created_at, id) of the last row of the previous page, or None on page 1.
 
     An application gets it from the page it just showed; here it is read from the seeded data
-    (newest first means the row at position k has id = max(id) - k), outside the measured run.
+    (newest first means the k-th row has id = max(id) - k + 1), outside the measured run.
+    Past the end of the table it is the oldest row, so the page comes back empty as OFFSET's does.
     """
     if page == 1:
         return None
     row = conn.execute(
-        text("SELECT created_at, id FROM documents WHERE id = (SELECT max(id) FROM documents) - :k + 1"),
+        text(
+            "SELECT created_at, id FROM documents "
+            "WHERE id = GREATEST((SELECT max(id) FROM documents) - :k + 1, (SELECT min(id) FROM documents))"
+        ),
         {"k": (page - 1) * size},
     ).first()
     return tuple(row) if row else None

@@ -1,0 +1,174 @@
+"""Kill N+1 with eager loading.
+
+Reach for it when you load a list of parents and then touch a relationship on each: authors and
+their books, orders and their lines. Lazy loading sends one more query per parent, so a page of
+fifty authors costs fifty-one round trips. An eager loader option on the query collapses that to
+a fixed number of queries, each with its own shape and cost.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import orm, select
+
+from recipes.base import Param, Recipe, Rows
+from recipes.datasets import LIBRARY, Author, Book
+
+recipe = Recipe(
+    slug="eager-loading",
+    title="Kill N+1 with eager loading",
+    section="Reading",
+    summary=__doc__,
+    variant_alias="strategy",
+    params=(
+        Param("authors", "int", 50, label="Authors", min=1, max=2000, sweepable=True),
+        Param("books_per_author", "int", 5, label="Books per author", min=0, max=50),
+        Param(
+            "direction",
+            "choice",
+            "authors-books",
+            label="Direction",
+            choices=("authors-books", "books-author"),
+            help="authors-books loads a collection; books-author loads each book's single author.",
+        ),
+        Param(
+            "nested",
+            "bool",
+            False,
+            label="Also load each book's reviews",
+            help="A second hop: options must be chained to reach it.",
+        ),
+        Param(
+            "limit",
+            "int",
+            0,
+            label="LIMIT",
+            min=0,
+            max=2000,
+            help="0 = no limit. With joinedload on a collection, watch what the LIMIT applies to.",
+        ),
+    ),
+    docs=(
+        (
+            "SQLAlchemy: relationship loading techniques",
+            "https://docs.sqlalchemy.org/en/20/orm/queryguide/relationships.html",
+        ),
+        (
+            "SQLAlchemy: the N+1 problem",
+            "https://docs.sqlalchemy.org/en/20/glossary.html#term-N-plus-one-problem",
+        ),
+    ),
+)
+
+
+@recipe.setup
+def prepare(setup, p):
+    setup.dataset(LIBRARY, authors=p.authors, books_per_author=p.books_per_author)
+
+
+@recipe.helper
+def load(run, p, loader):
+    """Query the parents with `loader` applied, then touch every relationship the page shows."""
+    if p.direction == "books-author":
+        stmt = select(Book).order_by(Book.id).options(loader(Book.author))
+    else:
+        option = loader(Author.books)
+        if p.nested:
+            option = option.options(loader(Book.reviews))  # chained: a second hop needs its own option
+        stmt = select(Author).order_by(Author.id).options(option)
+    if p.limit:
+        stmt = stmt.limit(p.limit)
+    with run.session() as session:
+        parents = session.scalars(run.main(stmt)).unique().all()
+        if p.direction == "books-author":
+            data = [(book.title, book.author.name) for book in parents]
+            columns = ("book", "author")
+        else:
+            data = [
+                (a.name, len(a.books), sum(len(b.reviews) for b in a.books) if p.nested else None)
+                for a in parents
+            ]
+            columns = ("author", "books", "reviews")
+        run.metric("parents_loaded", len(parents))
+        run.metric("objects_built", len(session.identity_map))
+    return Rows(columns, data)
+
+
+@recipe.variant
+def lazy(run, p):
+    """lazy (the default): one more SELECT each time a relationship is touched"""
+    return load(run, p, orm.lazyload)
+
+
+@recipe.variant
+def selectinload(run, p):
+    """selectinload: one more SELECT … WHERE id IN (…) for all parents at once"""
+    return load(run, p, orm.selectinload)
+
+
+@recipe.variant
+def joinedload(run, p):
+    """joinedload: a LEFT OUTER JOIN in the same query, parent columns repeated per child"""
+    return load(run, p, orm.joinedload)
+
+
+@recipe.variant
+def subqueryload(run, p):
+    """subqueryload: a second query that re-runs the first one as a subquery"""
+    return load(run, p, orm.subqueryload)
+
+
+@recipe.variant
+def immediateload(run, p):
+    """immediateload: the lazy loads, fired as each parent is built instead of when touched"""
+    return load(run, p, orm.immediateload)
+
+
+@recipe.variant
+def raiseload(run, p):
+    """raiseload: touching an unloaded relationship is an error, so N+1 cannot sneak in"""
+    return load(run, p, orm.raiseload)
+
+
+@recipe.explain
+def notice(result):
+    queries = [s for s in result.statements if s.kind == "query"]
+    if not queries:
+        return []
+    shapes = Counter(s.sql for s in queries)
+    repeated = max(shapes.values())
+    fetched = sum(s.rowcount or 0 for s in queries)
+    lines = [f"{len(queries)} quer{'y' if len(queries) == 1 else 'ies'}, {len(shapes)} distinct shape(s)."]
+    if result.variant == "selectinload" and repeated > 1:
+        lines.append(f"The IN list was split: {repeated} statements of one shape, one per chunk of keys.")
+    elif repeated > 2:
+        lines.append(f"One shape was sent {repeated} times with different parameters: the N+1 pattern.")
+    built = result.metrics.get("objects_built")
+    if built is not None:
+        lines.append(f"{fetched:,} rows fetched over the wire; {built:,} distinct objects built from them.")
+    parents = result.metrics.get("parents_loaded", 0)
+    if result.variant == "joinedload" and result.params["direction"] == "authors-books" and parents:
+        lines.append(
+            "The joined rows repeat each author's columns once per book: "
+            f"{fetched:,} rows for {parents:,} authors."
+        )
+        if result.params["limit"]:
+            where = (
+                "inside a subquery on authors"
+                if "LIMIT" in queries[0].sql.split("JOIN")[0]
+                else "to the rows"
+            )
+            lines.append(
+                f"SQLAlchemy applied the LIMIT {where}: {parents:,} authors came back, with all their books."
+            )
+    if (
+        result.params["direction"] == "books-author"
+        and result.variant in ("lazy", "immediateload")
+        and repeated > 1
+    ):
+        lines.append(
+            f"Only {repeated} lazy loads for {parents:,} books: one per distinct author. A repeat author is "
+            "found in the session's identity map, so no query is sent for it."
+        )
+    return lines

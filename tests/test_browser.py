@@ -1,0 +1,213 @@
+"""The site in a real browser: Debian's Chromium driven by Playwright against a live server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+
+from playground import sandbox as sandboxes
+from playground.models import Sandbox
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 20_000
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _allow_orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API keeps an event loop running in this thread, which makes Django refuse
+    ORM calls from fixtures; none of them actually run inside that loop."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="module")
+def browser(_allow_orm_beside_playwright) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _drop_sandboxes(transactional_db) -> Iterator[None]:
+    yield
+    for box in Sandbox.objects.all():
+        sandboxes.drop(box)
+
+
+def _is_error(message: ConsoleMessage) -> bool:
+    """Console errors, except the browser's own request for a favicon the site does not have."""
+    return message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico")
+
+
+@pytest.fixture
+def console_errors() -> list[str]:
+    """Errors the page logged; a test expecting one (a 400 answer) removes it from the list."""
+    return []
+
+
+def open_page(browser: Browser, errors: list[str], *, javascript: bool = True) -> Iterator[Page]:
+    context = browser.new_context(java_script_enabled=javascript)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if _is_error(msg) else None)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+@pytest.fixture
+def page(browser, console_errors) -> Iterator[Page]:
+    yield from open_page(browser, console_errors)
+
+
+@pytest.fixture
+def page_without_js(browser, console_errors) -> Iterator[Page]:
+    yield from open_page(browser, console_errors, javascript=False)
+
+
+def run_from_shelf(page: Page, base_url: str, title: str, depth_label: str) -> None:
+    """Shelf → recipe page → fill the form → Run, checking the page is never reloaded."""
+    page.goto(base_url + "/")
+    page.get_by_role("link", name=title).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(title)
+    expect(page.locator("#results .placeholder")).to_be_visible()
+    page.get_by_label(depth_label, exact=True).fill("50")
+    page.get_by_label("Table rows", exact=True).fill("1000")
+    url = page.url
+    page.evaluate("window.__marker = 1")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator("#query-count").wait_for()
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded instead of swapping the results"
+    assert page.url == url
+
+
+def test_keyset_then_offset_run_in_place(page, live_server):
+    run_from_shelf(page, live_server.url, "Keyset pagination", "Page depth")
+    results = page.locator("#results")
+    expect(page.locator("#query-count")).to_have_text("1")
+    expect(results.locator("table.plan")).to_be_visible()
+    expect(results.locator(".badge.main", has_text="the query")).to_be_visible()
+    expect(results.locator("table.rows tbody tr")).to_have_count(20)
+    expect(results.locator("pre.source").first).to_contain_text("def keyset")
+    expect(results).to_contain_text("seeded documents")
+    # The form stays as it was submitted, ready for the next run.
+    expect(page.get_by_label("Page depth", exact=True)).to_have_value("50")
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
+
+    page.get_by_role("link", name="Recipe Playground").click()
+    run_from_shelf(page, live_server.url, "Offset pagination", "Page")
+    expect(page.locator("#query-count")).to_have_text("2")
+    expect(results.locator("table.plan")).to_be_visible()
+    expect(results.locator(".badge.main", has_text="the query")).to_have_count(1)
+    expect(results.locator("table.rows tbody tr")).to_have_count(20)
+    expect(results.locator("pre.source").first).to_contain_text("def offset")
+
+    assert Sandbox.objects.count() == 1
+
+
+def test_switching_variant_shows_its_code(page, live_server):
+    page.goto(live_server.url + "/recipes/keyset-pagination/?rows=1000&size=5")
+    page.get_by_label("ORDER BY created_at DESC, id ASC").check()
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#query-count")).to_have_text("1")
+    source = page.locator("#results pre.source").first
+    expect(source).to_contain_text("def keyset_mismatched_order")
+    expect(page.locator("#results table.rows tbody tr")).to_have_count(5)
+
+
+def test_reset_button_confirms_and_flashes(page, live_server):
+    page.goto(live_server.url + "/recipes/offset-pagination/?rows=1000")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#query-count")).to_have_text("2")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Reset my sandbox").click()
+    expect(page.locator("#flash")).to_contain_text("Sandbox reset")
+
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#results")).to_contain_text("seeded documents")
+
+
+def test_without_javascript_the_form_posts_and_shows_a_full_page(page_without_js, live_server):
+    page = page_without_js
+    page.goto(live_server.url + "/recipes/keyset-pagination/")
+    page.get_by_label("Page depth", exact=True).fill("50")
+    page.get_by_label("Table rows", exact=True).fill("1000")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_url("**/recipes/keyset-pagination/run")
+    expect(page.locator("#query-count")).to_have_text("1")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Keyset pagination")
+    expect(page.locator("#results table.plan")).to_be_visible()
+    expect(page.locator("#results table.rows tbody tr")).to_have_count(20)
+    expect(page.locator("#results pre.source").first).to_contain_text("def keyset")
+    expect(page.get_by_label("Page depth", exact=True)).to_have_value("50")
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_field_error_is_swapped_into_the_results(page, live_server, settings, console_errors, debug):
+    settings.DEBUG = debug  # DEBUG adds django-htmx's error-page helper to every page
+    page.goto(live_server.url + "/recipes/offset-pagination/?rows=1000")
+    page.evaluate("window.__marker = 1")
+    # The browser's own checks (min=1) would stop the submission before the server sees it.
+    page.evaluate("document.querySelector('form.run-form').noValidate = true")
+    page.get_by_label("Page", exact=True).fill("0")
+    with page.expect_response("**/recipes/offset-pagination/run") as answer:
+        page.get_by_role("button", name="Run", exact=True).click()
+    assert answer.value.status == 400
+    expect(page.locator("#results")).to_contain_text("Nothing ran")
+    assert console_errors == [
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
+    console_errors.clear()
+    results = page.locator("#results")
+    expect(results).to_contain_text("Ensure this value is greater than or equal to 1.")
+    assert page.evaluate("window.__marker") == 1
+    expect(page.get_by_role("heading", level=1)).to_have_text("Offset pagination")
+    expect(page.locator("form.run-form")).to_be_visible()
+    assert not Sandbox.objects.exists()
+
+    page.get_by_label("Page", exact=True).fill("2")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#query-count")).to_have_text("2")
+
+
+def test_narrow_screen_keeps_the_form_off_the_results(page, live_server):
+    page.set_viewport_size({"width": 420, "height": 800})
+    page.goto(live_server.url + "/recipes/keyset-pagination/?rows=1000&page=50")
+    page.get_by_role("button", name="Run", exact=True).click()
+    count = page.locator("#query-count")
+    expect(count).to_have_text("1")
+
+    width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    assert width[0] <= width[1], f"the page scrolls sideways: {width}"
+
+    page.locator("table.plan").scroll_into_view_if_needed()
+    form = page.locator("form.run-form").bounding_box()
+    plan = page.locator("table.plan").bounding_box()
+    assert form is not None and plan is not None
+    overlap = min(form["y"] + form["height"], plan["y"] + plan["height"]) - max(form["y"], plan["y"])
+    assert overlap <= 0, "the form covers the results"
