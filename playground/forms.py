@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from recipes.base import Param, Recipe
+from recipes.base import Param, Params, Recipe
 
 
 def _field(param: Param) -> forms.Field:
@@ -54,11 +54,14 @@ class RunForm(forms.Form):
         for param in self.recipe.params:
             if cleaned.get(param.name) in (None, "") and param.kind != "bool":
                 cleaned[param.name] = param.default
+        if self.recipe.limits and not self.errors and cleaned.get("variant"):
+            for field, message in self.recipe.limits(cleaned["variant"], Params(self.params)).items():
+                self.add_error(field, message)
         return cleaned
 
     @property
     def params(self) -> dict[str, Any]:
-        return {p.name: self.cleaned_data[p.name] for p in self.recipe.params}
+        return {p.name: self.cleaned_data.get(p.name, p.default) for p in self.recipe.params}
 
 
 def _present(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -144,6 +144,8 @@ class Recipe:
     """A parameter name that also selects the variant (e.g. `strategy`), for scripts."""
     measure_memory: bool = False
     """Trace Python allocations during the variant and report the peak (slows it down)."""
+    limits: Callable[[str, Params], dict[str, str]] | None = None
+    """Refuses combinations of parameters too costly for a shared instance: field → message."""
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -179,6 +181,11 @@ class Recipe:
 
     def setup(self, func: Callable[[Setup, Params], None]) -> Callable[[Setup, Params], None]:
         self.prepare = func
+        return func
+
+    def guard(self, func: Callable[[str, Params], dict[str, str]]) -> Callable[[str, Params], dict[str, str]]:
+        """Register the check run on (variant, params) before anything runs."""
+        self.limits = func
         return func
 
     def explain(self, func: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:

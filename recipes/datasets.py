@@ -144,7 +144,7 @@ DOCUMENTS = Dataset(
         INSERT INTO documents (id, owner_id, title, created_at, updated_at, deleted_at)
         OVERRIDING SYSTEM VALUE
         SELECT i,
-               1 + (i * 7919) % :owners,
+               1 + (i::bigint * 7919) % :owners,
                'Document ' || i,
                ts, ts,
                CASE WHEN i % 10 = 0 THEN ts + interval '1 day' END
@@ -185,7 +185,7 @@ USERS = Dataset(
     seed_sql=(
         """INSERT INTO users (id, email, name, role, active) OVERRIDING SYSTEM VALUE
            SELECT i, 'user' || i || '@example.com', 'User ' || i,
-                  CASE WHEN (i * 7919) % 10000 < :match * 100 THEN 'admin' ELSE 'member' END,
+                  CASE WHEN (i::bigint * 7919) % 10000 < :match * 100 THEN 'admin' ELSE 'member' END,
                   i % 3 <> 0
            FROM generate_series(1, :rows) AS i""",
     ),

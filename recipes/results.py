@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 StatementKind = Literal["query", "transaction", "explain", "copy"]
+_IN_LIST = re.compile(r"IN \((?:%\(\w+\)s(?:::\w+)?(?:, )?)+\)")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class Statement:
     """Parameter sets sent in one driver call (executemany), 1 otherwise."""
     main: bool = False
     """The statement the recipe marked as "the query": the one that was EXPLAINed."""
+
+    @property
+    def shape(self) -> str:
+        """The SQL with expanded IN lists folded, so chunks of one query count as one shape."""
+        return _IN_LIST.sub("IN (…)", self.sql)
 
 
 @dataclass(frozen=True)

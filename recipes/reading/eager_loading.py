@@ -13,7 +13,7 @@ from collections import Counter
 from sqlalchemy import orm, select
 
 from recipes.base import Param, Recipe, Rows
-from recipes.datasets import LIBRARY, Author, Book
+from recipes.datasets import LIBRARY, REVIEWS_PER_BOOK, Author, Book
 
 recipe = Recipe(
     slug="eager-loading",
@@ -60,6 +60,32 @@ recipe = Recipe(
         ),
     ),
 )
+
+
+MAX_QUERIES = 5_000
+MAX_ROWS = 150_000
+
+
+@recipe.guard
+def limits(variant, p):
+    """Refuse runs that would tie up a shared instance for many seconds."""
+    books = p.authors * p.books_per_author
+    per_parent = variant in ("lazy", "immediateload")
+    queries = 1 + (p.authors if p.direction == "authors-books" else min(p.authors, books))
+    if per_parent and p.nested:
+        queries += books
+    if per_parent and queries > MAX_QUERIES:
+        return {
+            "authors": f"{variant} would send about {queries:,} queries; one run may send at most "
+            f"{MAX_QUERIES:,}. Lower authors or books per author."
+        }
+    rows = books * (1 + (REVIEWS_PER_BOOK if p.nested else 0)) + p.authors
+    if rows > MAX_ROWS:
+        return {
+            "books_per_author": f"this run would load about {rows:,} rows; one run may load at most "
+            f"{MAX_ROWS:,}."
+        }
+    return {}
 
 
 @recipe.setup
@@ -136,7 +162,7 @@ def notice(result):
     queries = [s for s in result.statements if s.kind == "query"]
     if not queries:
         return []
-    shapes = Counter(s.sql for s in queries)
+    shapes = Counter(s.shape for s in queries)
     repeated = max(shapes.values())
     fetched = sum(s.rowcount or 0 for s in queries)
     lines = [f"{len(queries)} quer{'y' if len(queries) == 1 else 'ies'}, {len(shapes)} distinct shape(s)."]

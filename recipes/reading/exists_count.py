@@ -58,6 +58,20 @@ recipe = Recipe(
 )
 
 
+MAX_OBJECTS = 100_000
+
+
+@recipe.guard
+def limits(variant, p):
+    matches = p.rows * p.match // 100
+    if variant == "len-all" and matches > MAX_OBJECTS:
+        return {
+            "match": f"len-all would build {matches:,} ORM objects; one run may build at most "
+            f"{MAX_OBJECTS:,}. Lower rows or match (the trap shows long before), or run count/exists."
+        }
+    return {}
+
+
 @recipe.setup
 def prepare(setup, p):
     setup.dataset(USERS, rows=p.rows, match=p.match)

@@ -1,0 +1,1 @@
+"""Benchmarks and measured figures; each module runs with `python -m bench.<name>`."""
