@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import weakref
 from contextvars import ContextVar, Token
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -21,6 +22,13 @@ from recipes.results import Statement, StatementKind
 _current: ContextVar[Capture | None] = ContextVar("playground_capture", default=None)
 _installed: weakref.WeakSet[Engine] = weakref.WeakSet()
 _STARTED = "playground_started"
+
+PARAMETER_SETS_KEPT = 3
+"""Parameter sets of an executemany kept in the capture; the others are only counted."""
+VALUES_KEPT = 60
+"""Bound values of one statement kept (a multi-row INSERT can carry tens of thousands)."""
+SQL_KEPT = 3000
+"""Characters of SQL text kept. The main statement is always kept whole: EXPLAIN replays it."""
 
 
 class Capture:
@@ -85,13 +93,12 @@ def _after(conn, cursor, statement, parameters, context, executemany) -> None:
         return
     started = conn.info[_STARTED].pop()
     capture.add(
-        Statement(
-            sql=statement,
-            parameters=_copy(parameters),
+        _statement(
+            statement,
+            parameters,
             duration_ms=(time.perf_counter() - started) * 1000,
             rowcount=cursor.rowcount if cursor.rowcount is not None and cursor.rowcount >= 0 else None,
-            kind=_kind(statement),
-            batches=len(parameters) if executemany and parameters is not None else 1,
+            batches=_parameter_sets(parameters, executemany),
             main=bool(context is not None and context.execution_options.get(MAIN_OPTION)),
         )
     )
@@ -105,15 +112,89 @@ def _failed(exception_context) -> None:
         return
     starts = conn.info.get(_STARTED) or [time.perf_counter()]
     started = starts.pop()
+    execution = exception_context.execution_context
     capture.add(
-        Statement(
-            sql=exception_context.statement,
-            parameters=_copy(exception_context.parameters),
+        _statement(
+            exception_context.statement,
+            exception_context.parameters,
             duration_ms=(time.perf_counter() - started) * 1000,
             rowcount=None,
-            kind=_kind(exception_context.statement),
+            batches=_parameter_sets(exception_context.parameters, bool(execution and execution.executemany)),
         )
     )
+
+
+def record(
+    sql: str,
+    parameters: Any = None,
+    *,
+    duration_ms: float,
+    rowcount: int | None = None,
+    kind: StatementKind = "copy",
+    batches: int = 1,
+) -> None:
+    """Add a statement that bypassed SQLAlchemy's events (psycopg's COPY) to the active capture."""
+    capture = _current.get()
+    if capture is not None:
+        statement = _statement(
+            sql, parameters, duration_ms=duration_ms, rowcount=rowcount, kind=kind, batches=batches
+        )
+        capture.add(statement)
+
+
+def _statement(
+    sql: str,
+    parameters: Any,
+    *,
+    duration_ms: float,
+    rowcount: int | None,
+    batches: int = 1,
+    kind: StatementKind | None = None,
+    main: bool = False,
+) -> Statement:
+    """A Statement with big parameter lists and SQL texts cut down, unless it is the main one."""
+    kept, omitted = (_copy(parameters), 0) if main else _trim(parameters)
+    text = sql
+    if not main and len(sql) > SQL_KEPT:
+        text = f"{sql[:SQL_KEPT]} … [{len(sql) - SQL_KEPT:,} more characters]"
+    return Statement(
+        sql=text,
+        parameters=kept,
+        duration_ms=duration_ms,
+        rowcount=rowcount,
+        kind=kind or _kind(sql),
+        batches=batches,
+        main=main,
+        parameters_omitted=omitted,
+    )
+
+
+def _parameter_sets(parameters: Any, executemany: bool) -> int:
+    """How many rows' worth of parameters one driver call carried.
+
+    A plain executemany hands the driver a list of sets. SQLAlchemy's "insertmanyvalues" instead
+    folds a batch of rows into one multi-row INSERT executed once, its values in a single dict
+    whose keys carry a `__<row>` suffix (`name__0`, `name__1`, …); the sets are counted from those.
+    """
+    if not executemany or parameters is None:
+        return 1
+    if isinstance(parameters, list):
+        return len(parameters)
+    if isinstance(parameters, dict):
+        per_row = sum(1 for key in parameters if str(key).endswith("__0"))
+        return len(parameters) // per_row if per_row else 1
+    return 1
+
+
+def _trim(parameters: Any) -> tuple[Any, int]:
+    """Keep the first few parameter sets (or values) and count the rest."""
+    if isinstance(parameters, list) and len(parameters) > PARAMETER_SETS_KEPT:
+        return _copy(parameters[:PARAMETER_SETS_KEPT]), len(parameters) - PARAMETER_SETS_KEPT
+    if isinstance(parameters, dict) and len(parameters) > VALUES_KEPT:
+        return dict(islice(parameters.items(), VALUES_KEPT)), len(parameters) - VALUES_KEPT
+    if isinstance(parameters, tuple) and len(parameters) > VALUES_KEPT:
+        return _copy(parameters[:VALUES_KEPT]), len(parameters) - VALUES_KEPT
+    return _copy(parameters), 0
 
 
 def _kind(statement: str) -> StatementKind:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from playground.capture import Capture
+from playground.capture import Capture, install, record
 from recipes.base import Params, Recipe, Rows
 from recipes.context import Run, Setup
 from recipes.results import Plan, RunResult, Statement, TableRows, jsonable
@@ -36,19 +36,24 @@ def run(
     func = recipe.variants[variant].func
     setup = prepare(recipe, p, engine)
 
-    context = Run(engine, setup.prepared)
     rows: Rows | None = None
     error: str | None = None
     with Capture() as capture:
+        context = Run(
+            engine, setup.prepared, instrument=install, recorder=record, statements=capture.statements
+        )
         if recipe.measure_memory:
             tracemalloc.start()
         started = time.perf_counter()
         try:
             rows = func(context, p)
+            if context.error is not None:
+                error = describe_error(context.error)
         except SQLAlchemyError as exc:
             error = describe_error(exc)
         finally:
             elapsed_ms = (time.perf_counter() - started) * 1000
+            context.close()
             if recipe.measure_memory:
                 context.metric("python_peak_kb", round(tracemalloc.get_traced_memory()[1] / 1024, 1))
                 tracemalloc.stop()

@@ -7,10 +7,19 @@ from importlib import import_module
 from recipes.base import Recipe
 
 MODULES = (
+    "recipes.modelling.timestamp_mixin",
+    "recipes.modelling.uuid_keys",
     "recipes.reading.offset_pagination",
     "recipes.reading.keyset_pagination",
     "recipes.reading.eager_loading",
     "recipes.reading.exists_count",
+    "recipes.writing.upsert",
+    "recipes.writing.soft_delete",
+    "recipes.writing.unit_of_work",
+    "recipes.writing.bulk_insert",
+    "recipes.performance.full_text_search",
+    "recipes.performance.connection_pool",
+    "recipes.performance.indexes",
 )
 
 

@@ -144,6 +144,8 @@ class Recipe:
     """A parameter name that also selects the variant (e.g. `strategy`), for scripts."""
     measure_memory: bool = False
     """Trace Python allocations during the variant and report the peak (slows it down)."""
+    companions: tuple[str, ...] = ()
+    """Slugs of recipes whose variants a sweep of this one draws alongside (offset beside keyset)."""
     limits: Callable[[str, Params], dict[str, str]] | None = None
     """Refuses combinations of parameters too costly for a shared instance: field → message."""
 
@@ -197,6 +199,11 @@ class Recipe:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params}
+
+    @property
+    def variant_list(self) -> list[Variant]:
+        """The variants in order. Templates use it: `variants.values` would find a variant named "values"."""
+        return list(self.variants.values())
 
     @property
     def default_variant(self) -> str:

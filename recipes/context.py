@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
@@ -20,11 +20,27 @@ S = TypeVar("S", bound=Executable)
 class Run:
     """Handed to a variant. Every statement sent through `engine` is captured."""
 
-    def __init__(self, engine: Engine, prepared: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        prepared: dict[str, Any] | None = None,
+        instrument: Callable[[Engine], Engine] | None = None,
+        recorder: Callable[..., None] | None = None,
+        statements: list[Any] | None = None,
+    ):
         self.engine = engine
         self.prepared = prepared or {}
         """Values the recipe's setup computed for this run (e.g. a keyset cursor)."""
         self.metrics: dict[str, Any] = {}
+        self._instrument = instrument
+        """Attaches statement capture to engines the variant creates."""
+        self._engines: list[Engine] = []
+        self._recorder = recorder
+        """Adds a statement SQLAlchemy never saw (psycopg COPY) to the capture."""
+        self.statements: list[Any] = statements if statements is not None else []
+        """The statements captured so far in this run, in order (read them; never change them)."""
+        self.error: BaseException | None = None
+        """Set by `fail`: the run is reported as failed, while the variant still returns rows."""
 
     def session(self) -> Session:
         """A new ORM session on the sandbox; use it as a context manager."""
@@ -32,6 +48,41 @@ class Run:
 
     def connect(self) -> Connection:
         return self.engine.connect()
+
+    def engine_with(self, **options: Any) -> Engine:
+        """A second engine on the sandbox, logging in as the same role, with its own pool options.
+
+        `options` go to `create_engine` (pool_size, max_overflow, poolclass…). Its statements are
+        captured like the main engine's, and it is disposed when the run ends.
+        """
+        connect_args = {"prepare_threshold": None, **options.pop("connect_args", {})}
+        engine = create_engine(self.engine.url, connect_args=connect_args, **options)
+        if self._instrument is not None:
+            self._instrument(engine)
+        self._engines.append(engine)
+        return engine
+
+    def close(self) -> None:
+        """Dispose the engines made with `engine_with`, closing their connections."""
+        while self._engines:
+            self._engines.pop().dispose()
+
+    def record(
+        self,
+        sql: str,
+        parameters: Any = None,
+        *,
+        duration_ms: float,
+        rowcount: int | None,
+        kind: str = "copy",
+    ) -> None:
+        """Put a statement sent straight through the driver (COPY) into the statement list."""
+        if self._recorder is not None:
+            self._recorder(sql, parameters, duration_ms=duration_ms, rowcount=rowcount, kind=kind)
+
+    def fail(self, error: BaseException) -> None:
+        """Report the run as failed with `error`, yet show what the variant returns (a table's state)."""
+        self.error = error
 
     def main(self, stmt: S) -> S:
         """Mark `stmt` as the query this recipe is about: its plan is the one EXPLAINed."""

@@ -12,7 +12,20 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Connection, DateTime, ForeignKey, Identity, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Connection,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Index,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -158,6 +171,16 @@ DOCUMENTS = Dataset(
         "ix_documents_created_id": (
             "CREATE INDEX ix_documents_created_id ON documents (created_at DESC, id DESC)"
         ),
+        # The indexes recipe's choices: equality column first, the other way round, and partial.
+        "ix_documents_owner_created": (
+            "CREATE INDEX ix_documents_owner_created ON documents (owner_id, created_at DESC)"
+        ),
+        "ix_documents_created_owner": (
+            "CREATE INDEX ix_documents_created_owner ON documents (created_at DESC, owner_id)"
+        ),
+        "ix_documents_live_created": (
+            "CREATE INDEX ix_documents_live_created ON documents (created_at DESC) WHERE deleted_at IS NULL"
+        ),
     },
 )
 
@@ -189,6 +212,103 @@ USERS = Dataset(
                   i % 3 <> 0
            FROM generate_series(1, :rows) AS i""",
     ),
+    # email already has the unique constraint's plain B-tree (users_email_key).
+    indexes={"ix_users_email_lower": "CREATE INDEX ix_users_email_lower ON users (lower(email))"},
 )
 
 ALL = (DOCUMENTS, LIBRARY, USERS)
+
+
+# --- Writing ----------------------------------------------------------------------------------
+class Account(Base):
+    """A sign-up that can be soft-deleted: a timestamp in deleted_at instead of a DELETE."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        UniqueConstraint("email", name="accounts_email_key"),
+        Index("ix_accounts_live_email", "email", postgresql_where=text("deleted_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# One account in ten is soft-deleted (account10@, account20@, …), the others are live.
+ACCOUNTS = Dataset(
+    name="accounts",
+    models=(Account,),
+    seed_sql=(
+        """INSERT INTO accounts (id, email, name, deleted_at) OVERRIDING SYSTEM VALUE
+           SELECT i, 'account' || i || '@example.com', 'Account ' || i,
+                  CASE WHEN i % 10 = 0 THEN timestamptz '2024-06-01 00:00:00+00' + i * interval '1 minute' END
+           FROM generate_series(1, :rows) AS i""",
+    ),
+)
+
+
+class StockItem(Base):
+    __tablename__ = "inventory"
+    __table_args__ = (CheckConstraint("on_hand >= 0", name="inventory_on_hand_not_negative"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    sku: Mapped[str] = mapped_column(Text, unique=True)
+    on_hand: Mapped[int]
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint("total >= 0", name="orders_total_not_negative"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    customer: Mapped[str] = mapped_column(Text)
+    total: Mapped[int]
+    """In cents."""
+    lines: Mapped[list[LineItem]] = relationship(back_populates="order", order_by="LineItem.id")
+
+
+class LineItem(Base):
+    __tablename__ = "line_items"
+    __table_args__ = (CheckConstraint("qty > 0", name="line_items_qty_positive"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    sku: Mapped[str] = mapped_column(ForeignKey("inventory.sku"))
+    qty: Mapped[int]
+    order: Mapped[Order] = relationship(back_populates="lines")
+
+
+# Three products in stock and three complete orders, each with one line already taken from stock.
+SHOP = Dataset(
+    name="shop",
+    models=(StockItem, Order, LineItem),
+    seed_sql=(
+        """INSERT INTO inventory (id, sku, on_hand) OVERRIDING SYSTEM VALUE
+           SELECT i, 'SKU-' || i, :stock FROM generate_series(1, 3) AS i""",
+        """INSERT INTO orders (id, customer, total) OVERRIDING SYSTEM VALUE
+           SELECT i, 'customer ' || i, 1500 * i FROM generate_series(1, 3) AS i""",
+        """INSERT INTO line_items (id, order_id, sku, qty) OVERRIDING SYSTEM VALUE
+           SELECT i, i, 'SKU-' || i, i FROM generate_series(1, 3) AS i""",
+        "UPDATE inventory SET on_hand = on_hand - i.qty FROM line_items AS i WHERE i.sku = inventory.sku",
+    ),
+)
+
+
+def stamped_in_python() -> str:
+    """A Python-side column default: SQLAlchemy must call it, Postgres never sees the function."""
+    return "python default"
+
+
+class BulkItem(Base):
+    __tablename__ = "bulk_items"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    value: Mapped[int]
+    source: Mapped[str | None] = mapped_column(Text, default=stamped_in_python)
+
+
+# Created empty: the bulk-insert recipe empties it before every run and fills it itself.
+BULK_ITEMS = Dataset(name="bulk_items", models=(BulkItem,), seed_sql=())
+ALL = (*ALL, ACCOUNTS, SHOP, BULK_ITEMS)

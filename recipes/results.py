@@ -28,6 +28,9 @@ class Statement:
     """Parameter sets sent in one driver call (executemany), 1 otherwise."""
     main: bool = False
     """The statement the recipe marked as "the query": the one that was EXPLAINed."""
+    parameters_omitted: int = 0
+    """Parameter sets (or, for one big set, values) left out of `parameters` to keep a large
+    run's capture small; the SQL text of such a statement may be shortened too."""
 
     @property
     def shape(self) -> str:
@@ -93,3 +96,23 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, bytes | memoryview):
         return bytes(value).hex()
     return value
+
+
+def result_from_json(data: dict[str, Any]) -> RunResult:
+    """Rebuild a RunResult from `RunResult.to_json()` output (stored run history)."""
+    fields = {f for f in RunResult.__dataclass_fields__}
+    values = {k: v for k, v in data.items() if k in fields}
+    statement_fields = set(Statement.__dataclass_fields__)
+    values["statements"] = [
+        Statement(**{k: v for k, v in s.items() if k in statement_fields}) for s in data.get("statements", [])
+    ]
+    values["rows"] = TableRows(**data["rows"]) if data.get("rows") else None
+    values["plan"] = Plan(**data["plan"]) if data.get("plan") else None
+    return RunResult(**values)
+
+
+HIGHLIGHT_START = "\ue000"
+HIGHLIGHT_STOP = "\ue001"
+"""Private-use characters a recipe wraps around highlighted words in a text cell (ts_headline's
+StartSel/StopSel). They never occur in real text; the web layer escapes the cell and turns only
+these pairs into <mark> elements, so no HTML from the data or the query ever reaches the page."""

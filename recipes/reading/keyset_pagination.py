@@ -25,6 +25,7 @@ recipe = Recipe(
     title="Keyset pagination",
     section="Reading",
     summary=__doc__,
+    companions=("offset-pagination",),
     params=(
         Param(
             "page",

@@ -1,0 +1,280 @@
+"""Connection pool settings: size, overflow, timeout, pre-ping, recycle.
+
+Reach for it when you create the engine of anything that serves more than one request at a time.
+`pool_size` connections stay open; `max_overflow` more may be opened in a burst and are closed
+when returned; a request that finds none free waits up to `pool_timeout` seconds and then fails.
+`pool_pre_ping` tests a connection before lending it and quietly replaces one the server (or a
+proxy, or a managed Postgres that drops idle sockets) has closed; `pool_recycle` retires
+connections older than that many seconds. Every pool of every process counts against the
+server's connection limit: with many short-lived processes, use NullPool behind a pooler.
+
+Here the workers are threads that start at the same instant, each borrowing one connection and
+holding it for `hold_ms`. This sandbox's role has a connection limit; the run refuses settings
+that could exceed what is left of it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+
+from sqlalchemy import event, exc, text
+from sqlalchemy.pool import NullPool, QueuePool
+
+from recipes.base import Param, Recipe, Rows
+
+APP = "recipe-pool"
+"""application_name of the pool's connections, so the server's view counts only them."""
+MAX_CONNECTIONS = 8
+"""Most connections one run may open: the sandbox's limit minus what the playground keeps."""
+HOLD = text("SELECT pg_backend_pid() FROM pg_sleep(:seconds)")
+
+
+class ConnectionBudgetError(exc.SQLAlchemyError):
+    """The run could open more connections than the sandbox role has left."""
+
+
+recipe = Recipe(
+    slug="connection-pool",
+    title="Connection pool settings",
+    section="Performance",
+    summary=__doc__,
+    params=(
+        Param("pool_size", "int", 2, label="pool_size", min=1, max=10, help="Connections kept open."),
+        Param("max_overflow", "int", 0, label="max_overflow", min=0, max=10, help="Extra ones for a burst."),
+        Param("pool_timeout", "float", 1.0, label="pool_timeout (s)", min=0.05, max=10),
+        Param("pool_pre_ping", "bool", False, label="pool_pre_ping"),
+        Param("pool_recycle", "int", -1, label="pool_recycle (s)", min=-1, max=3600, help="-1 = never."),
+        Param("workers", "int", 4, label="Workers", min=1, max=10, sweepable=True),
+        Param(
+            "hold_ms",
+            "int",
+            100,
+            label="Hold (ms)",
+            min=0,
+            max=1000,
+            help="How long each keeps its connection.",
+        ),
+        Param("poolclass", "choice", "queue", label="Pool class", choices=("queue", "null")),
+    ),
+    docs=(
+        ("SQLAlchemy: connection pooling", "https://docs.sqlalchemy.org/en/20/core/pooling.html"),
+        (
+            "SQLAlchemy: dealing with disconnects",
+            "https://docs.sqlalchemy.org/en/20/core/pooling.html#dealing-with-disconnects",
+        ),
+        (
+            "PostgreSQL: pg_stat_activity",
+            "https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ACTIVITY-VIEW",
+        ),
+    ),
+)
+
+
+def needed(variant, p):
+    """Connections the pool can open at most: NullPool opens one per worker."""
+    if variant == "null-pool" or p.poolclass == "null":
+        return p.workers
+    return min(p.workers, p.pool_size + p.max_overflow)
+
+
+@recipe.guard
+def limits(variant, p):
+    if needed(variant, p) > MAX_CONNECTIONS:
+        field = "workers" if variant == "null-pool" or p.poolclass == "null" else "max_overflow"
+        return {
+            field: f"This run could open {needed(variant, p)} connections; a sandbox run may open at most "
+            f"{MAX_CONNECTIONS}. Lower workers, pool_size or max_overflow."
+        }
+    return {}
+
+
+@recipe.setup
+def prepare(setup, p):
+    limit, open_now = setup.conn.execute(
+        text(
+            "SELECT rolconnlimit, (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user) "
+            "FROM pg_roles WHERE rolname = current_user"
+        )
+    ).one()
+    setup.prepared.update(role_limit=limit, open_before=open_now)
+
+
+@recipe.helper
+def pool_engine(run, p, poolclass):
+    """An engine with the chosen pool, refused if it could break the role's connection limit."""
+    limit, open_before = run.prepared["role_limit"], run.prepared["open_before"]
+    wanted = needed("null-pool" if poolclass == "null" else "", p)
+    left = limit - open_before - 1 if limit >= 0 else wanted  # one kept for watching the server
+    if wanted > left:
+        raise ConnectionBudgetError(
+            f"This run could open {wanted} connections, but the sandbox role may hold {limit} at once and "
+            f"{open_before} are already open: {max(left, 0)} left. Lower workers, pool_size or max_overflow."
+        )
+    options = {"pool_pre_ping": p.pool_pre_ping, "pool_recycle": p.pool_recycle}
+    if poolclass == "null":
+        options["poolclass"] = NullPool
+    else:
+        options.update(
+            poolclass=QueuePool,
+            pool_size=p.pool_size,
+            max_overflow=p.max_overflow,
+            pool_timeout=p.pool_timeout,
+        )
+    return run.engine_with(connect_args={"application_name": APP}, **options)
+
+
+@recipe.helper
+def borrow(run, engine, p, start_line):
+    """One worker: wait for the others, borrow a connection, hold it for hold_ms, give it back."""
+    start_line.wait()
+    slot = {"asked": time.perf_counter(), "got": None, "pid": None, "outcome": "ok"}
+    try:
+        with engine.connect() as conn:
+            slot["got"] = time.perf_counter()
+            slot["pid"] = conn.execute(run.main(HOLD), {"seconds": p.hold_ms / 1000}).scalar()
+    except exc.TimeoutError as error:
+        slot["outcome"] = f"timed out: {str(error).split('(Background')[0].strip()}"
+    except exc.DBAPIError as error:
+        slot["outcome"] = f"error: {str(error.orig).strip().splitlines()[0]}"
+    slot["done"] = time.perf_counter()
+    return slot
+
+
+@recipe.helper
+def burst(run, p, engine):
+    """All workers at once (each thread inside a copy of this context, so its SQL is captured)."""
+    opened = []
+    event.listen(engine, "connect", lambda *args: opened.append(threading.get_ident()))
+    start_line = threading.Barrier(p.workers)
+    slots = [None] * p.workers
+
+    def work(i):
+        slots[i] = borrow(run, engine, p, start_line)
+        slots[i]["new_connection"] = threading.get_ident() in opened
+
+    threads = [
+        threading.Thread(target=contextvars.copy_context().run, args=(work, i)) for i in range(p.workers)
+    ]
+    with watching(run) as seen:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    run.metric("connections_opened", len(opened))
+    run.metric("peak_server_connections", max(seen, default=0))
+    run.metric("pool_status", engine.pool.status())
+    return timeline(run, slots)
+
+
+class watching:
+    """Counts the pool's connections as pg_stat_activity shows them, every few ms, from outside."""
+
+    def __init__(self, run):
+        self.engine, self.seen, self.stop = run.engine, [], threading.Event()
+        self.thread = threading.Thread(target=self.sample)  # a fresh context: not part of the capture
+
+    def sample(self):
+        with self.engine.connect() as conn:
+            while not self.stop.is_set():
+                self.seen.append(
+                    conn.execute(
+                        text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"),
+                        {"app": APP},
+                    ).scalar()
+                )
+                conn.rollback()  # the view is a per-transaction snapshot
+                self.stop.wait(0.005)
+
+    def __enter__(self):
+        self.thread.start()
+        return self.seen
+
+    def __exit__(self, *exc_info):
+        time.sleep(0.01)
+        self.stop.set()
+        self.thread.join()
+
+
+def timeline(run, slots, width=40):
+    """One row per worker: waited, held, outcome, and a text bar (░ waiting, █ holding, ✕ gave up)."""
+    start = min(s["asked"] for s in slots)
+    span = max(s["done"] for s in slots) - start or 1e-9
+    at = lambda t: round((t - start) / span * width)  # noqa: E731
+    rows = []
+    for i, s in enumerate(slots, 1):
+        got = s["got"] or s["done"]
+        bar = " " * at(s["asked"]) + "░" * (at(got) - at(s["asked"]))
+        bar += "█" * (at(s["done"]) - at(got)) if s["got"] else "✕"
+        waited = (got - s["asked"]) * 1000
+        held = (s["done"] - s["got"]) * 1000 if s["got"] else 0.0
+        rows.append((i, round(waited, 1), round(held, 1), s["new_connection"], s["pid"], s["outcome"], bar))
+    run.metric("waited_max_ms", max(r[1] for r in rows))
+    run.metric("timed_out", sum(r[5].startswith("timed out") for r in rows))
+    run.metric("errors", sum(r[5].startswith("error") for r in rows))
+    return Rows(
+        ("worker", "waited ms", "held ms", "new connection", "backend pid", "outcome", "timeline"), rows
+    )
+
+
+@recipe.variant(slug="burst")
+def burst_(run, p):
+    """Every worker asks for a connection at the same moment"""
+    return burst(run, p, pool_engine(run, p, p.poolclass))
+
+
+@recipe.variant
+def dropped_connections(run, p):
+    """The server closes the pool's idle connections, then the workers come back
+
+    Like a managed Postgres or a proxy dropping idle sockets. Run it with and without pre-ping.
+    """
+    engine = pool_engine(run, p, p.poolclass)
+    held = [engine.connect() for _ in range(min(p.workers, p.pool_size))]
+    pids = [conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in held]
+    for conn in held:
+        conn.close()  # back to the pool, idle
+    with run.engine.connect() as admin:
+        admin.execute(
+            text("SELECT pg_terminate_backend(pid, 2000) FROM unnest(CAST(:pids AS int[])) AS pid"),
+            {"pids": pids},
+        )
+    run.metric("connections_killed", len(pids))
+    return burst(run, p, engine)
+
+
+@recipe.variant
+def null_pool(run, p):
+    """NullPool: no pool at all, every checkout opens a new connection and closes it after"""
+    return burst(run, p, pool_engine(run, p, "null"))
+
+
+@recipe.explain
+def notice(result):
+    m = result.metrics
+    if "peak_server_connections" not in m:
+        return []
+    workers = result.params["workers"]
+    lines = [
+        f"{workers} workers, {m['connections_opened']} new connection(s) opened; the server saw at most "
+        f"{m['peak_server_connections']} of this pool's connections at once. Longest wait: "
+        f"{m['waited_max_ms']:,.0f} ms."
+    ]
+    if m["timed_out"]:
+        lines.append(
+            f"{m['timed_out']} worker(s) gave up after pool_timeout={result.params['pool_timeout']} s: every "
+            "connection was busy and the pool could not open another."
+        )
+    if "connections_killed" in m:
+        if m["errors"]:
+            lines.append(
+                f"{m['connections_killed']} pooled connection(s) were closed by the server; {m['errors']} "
+                "worker(s) got one anyway and failed on their first statement."
+            )
+        else:
+            lines.append(
+                f"{m['connections_killed']} pooled connection(s) were closed by the server, yet no worker "
+                f"failed: {m['connections_opened']} fresh connection(s) replaced them before use."
+            )
+    return lines

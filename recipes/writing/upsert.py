@@ -1,0 +1,250 @@
+"""Upsert: insert the row, or update it when its key is already taken, in one statement.
+
+Reach for it when syncing data from another system, when a webhook may arrive twice, for
+counters and per-key settings. Looking first and inserting second leaves a gap: two requests
+both see nothing, both insert, and one of them hits the unique constraint (or, without one, the
+table gets the row twice). INSERT … ON CONFLICT closes the gap, because Postgres decides between
+insert and update itself, holding the unique index's lock. It only works against a unique index
+or constraint on the conflict columns; name any other column and Postgres refuses the statement.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import delete, func, literal_column, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from recipes.base import Param, Recipe, Rows
+from recipes.datasets import USERS, User
+from recipes.notes import plan_of
+
+SEEDED_USERS = 500
+"""A size exists-count never asks for, so the two recipes never share (and re-seed) one table."""
+WAIT_S = 10
+"""How long a worker waits for the others to line up before giving up."""
+
+recipe = Recipe(
+    slug="upsert",
+    title="Upsert: INSERT … ON CONFLICT",
+    section="Writing",
+    summary=__doc__,
+    params=(
+        Param("email", "str", "sam@example.com", label="Email", help="The unique key.", max_length=120),
+        Param(
+            "name",
+            "str",
+            "Sam",
+            label="Name",
+            help="Written on insert; copied over on update.",
+            max_length=120,
+        ),
+        Param(
+            "conflict_target",
+            "choice",
+            "email",
+            label="Conflict target",
+            choices=("email", "name"),
+            help="The column in ON CONFLICT (…). users.name has no unique index.",
+        ),
+        Param("action", "choice", "do-update", label="On conflict", choices=("do-update", "do-nothing")),
+        Param(
+            "workers",
+            "int",
+            8,
+            label="Workers (race variants)",
+            min=1,
+            max=16,
+            sweepable=True,
+            help="Concurrent sign-ups of the same email, each on its own connection.",
+        ),
+    ),
+    docs=(
+        (
+            "PostgreSQL: INSERT … ON CONFLICT",
+            "https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT",
+        ),
+        (
+            "SQLAlchemy: INSERT…ON CONFLICT (Upsert)",
+            "https://docs.sqlalchemy.org/en/20/dialects/postgresql.html#insert-on-conflict-upsert",
+        ),
+    ),
+)
+
+
+@recipe.setup
+def prepare(setup, p):
+    setup.dataset(USERS, rows=SEEDED_USERS, match=0)
+
+
+@recipe.helper
+def upsert_statement(p):
+    """INSERT … ON CONFLICT (target) DO UPDATE or DO NOTHING, returning the row it wrote."""
+    stmt = insert(User).values(email=p.email, name=p.name, role="member", active=True)
+    target = {"email": User.email, "name": User.name}[p.conflict_target]
+    if p.action == "do-update":
+        stmt = stmt.on_conflict_do_update(index_elements=[target], set_={"name": stmt.excluded.name})
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[target])
+    # A row version just inserted has xmax = 0; one rewritten by the update carries our transaction id.
+    return stmt.returning(User.id, User.email, User.name, literal_column("xmax = 0").label("inserted"))
+
+
+@recipe.helper
+def look_then_insert(conn, p, line_up):
+    """One worker of the naive way: SELECT the email, INSERT it when nothing came back."""
+    found = conn.scalar(select(User.id).where(User.email == p.email))
+    line_up()  # every worker has looked before any writes: the gap at its widest
+    if found is None:
+        conn.execute(insert(User).values(email=p.email, name=p.name, role="member", active=True))
+        conn.commit()
+        return "inserted"
+    conn.execute(update(User).where(User.id == found).values(name=p.name))
+    conn.commit()
+    return "updated"
+
+
+@recipe.helper
+def upsert_once(conn, p, line_up):
+    """One worker of the upsert way: a single INSERT … ON CONFLICT."""
+    line_up()
+    row = conn.execute(upsert_statement(p)).first()
+    conn.commit()
+    return outcome_of(row)
+
+
+@recipe.helper
+def outcome_of(returned):
+    """What RETURNING said: DO NOTHING returns no row at all for a key that already exists."""
+    if returned is None:
+        return "nothing returned"
+    return "inserted" if returned.inserted else "updated"
+
+
+@recipe.helper
+def race(run, p, worker):
+    """Start p.workers workers on the same email, each on a connection of its own, and collect outcomes."""
+    at_once = min(p.workers, connections_left(run))
+    engine = run.engine_with(poolclass=NullPool)  # one connection per worker, closed when it is done
+    lines = [
+        threading.Barrier(min(at_once, p.workers - n), timeout=WAIT_S) for n in range(0, p.workers, at_once)
+    ]
+
+    def one(n):
+        started = time.perf_counter()
+        try:
+            with engine.connect() as conn:
+                outcome, detail = worker(conn, p, lines[n // at_once].wait), ""
+        except (SQLAlchemyError, threading.BrokenBarrierError) as exc:
+            lines[n // at_once].abort()  # nobody waits for a worker that has already failed
+            outcome, detail = "error", short_error(exc)
+        return (n + 1, outcome, detail, round((time.perf_counter() - started) * 1000, 1))
+
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        # Each worker runs in a copy of this context, so its statements are captured with the run's.
+        futures = [pool.submit(contextvars.copy_context().run, one, n) for n in range(p.workers)]
+    run.metric("workers", p.workers)
+    run.metric("at_once", at_once)
+    return [f.result() for f in futures]
+
+
+@recipe.helper
+def connections_left(run):
+    """The sandbox role's CONNECTION LIMIT minus the connections it holds right now."""
+    with run.connect() as conn:
+        limit, open_now = conn.execute(
+            text(
+                "SELECT rolconnlimit, (SELECT count(*) FROM pg_stat_activity WHERE usename = current_user) "
+                "FROM pg_roles WHERE rolname = current_user"
+            )
+        ).one()
+    return 16 if limit < 0 else max(1, limit - open_now)
+
+
+@recipe.helper
+def race_report(run, p, outcomes):
+    """Count the errors the workers hit and the rows the email has now."""
+    with run.connect() as conn:
+        rows = conn.scalar(run.main(select(func.count()).select_from(User).where(User.email == p.email)))
+    run.metric("errors", sum(1 for o in outcomes if o[1] == "error"))
+    run.metric("rows_with_email", rows)
+    return Rows(("worker", "outcome", "error", "ms"), outcomes)
+
+
+def short_error(exc):
+    """The error's class and first line, e.g. 'UniqueViolation: duplicate key value …'."""
+    orig = getattr(exc, "orig", None) or exc
+    message = str(orig).strip().splitlines() or ["gave up waiting for the other workers"]
+    return f"{type(orig).__name__}: {message[0]}"
+
+
+@recipe.variant
+def select_then_insert(run, p):
+    """SELECT, then INSERT if missing: the race (all workers on one email that is not there yet)"""
+    with run.connect() as conn:
+        conn.execute(delete(User).where(User.email == p.email))  # start from "no such user"
+        conn.commit()
+    return race_report(run, p, race(run, p, look_then_insert))
+
+
+@recipe.variant
+def on_conflict(run, p):
+    """INSERT … ON CONFLICT … RETURNING: one statement, and it tells inserted from updated"""
+    with run.session() as session:
+        returned = session.execute(run.main(upsert_statement(p))).first()
+        session.commit()
+        outcome = outcome_of(returned)
+        user = session.scalars(select(User).where(User.email == p.email)).one()
+    run.metric("outcome", outcome)
+    return Rows(("id", "email", "name", "outcome"), [(user.id, user.email, user.name, outcome)])
+
+
+@recipe.variant
+def on_conflict_race(run, p):
+    """INSERT … ON CONFLICT under the same race: all workers at once on one new email"""
+    with run.connect() as conn:
+        conn.execute(delete(User).where(User.email == p.email))  # start from "no such user"
+        conn.commit()
+    return race_report(run, p, race(run, p, upsert_once))
+
+
+@recipe.explain
+def notice(result):
+    m = result.metrics
+    lines = []
+    if "errors" in m:
+        outcomes = [row[1] for row in result.rows.data] if result.rows else []
+        lines.append(
+            f"{m['workers']} workers ({m['at_once']} at a time): {m['errors']} error(s), "
+            f"{outcomes.count('inserted')} insert(s), {outcomes.count('updated')} update(s); "
+            f"the email now has {m['rows_with_email']} row(s)."
+        )
+        if m["errors"] and result.variant == "select-then-insert":
+            lines.append(
+                f"{outcomes.count('inserted')} worker(s) won; the other {m['errors']} had also seen no row, "
+                "inserted anyway and were stopped only by the unique index."
+            )
+    elif result.ok:
+        sent = result.query_count
+        lines.append(f"The row was {m.get('outcome')} by one upsert ({sent} statement(s) sent in all).")
+    if result.error and "ON CONFLICT" in result.error:
+        lines.append(
+            f"ON CONFLICT ({result.params['conflict_target']}) was refused: no unique index or constraint "
+            "covers that column, so Postgres cannot tell what a conflict is."
+        )
+    summary = plan_of(result)
+    if summary is not None:
+        insert_node = result.plan.json[0]["Plan"]
+        arbiters = insert_node.get("Conflict Arbiter Indexes")
+        if arbiters:
+            lines.append(
+                f"In the EXPLAIN replay (rolled back) the arbiter was {', '.join(arbiters)}: "
+                f"{insert_node.get('Conflicting Tuples', 0)} conflicting, "
+                f"{insert_node.get('Tuples Inserted', 0)} inserted."
+            )
+    return lines

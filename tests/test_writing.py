@@ -1,0 +1,256 @@
+"""The Writing shelf: what its four recipes claim, measured from the tables afterwards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from sqlalchemy import text
+
+import recipes
+from playground import sandbox as sandboxes
+from playground.models import Sandbox
+from recipes.results import RunResult
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def scalar(engine, sql: str, **params):
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def failed_with(result: RunResult, phrase: str) -> None:
+    assert result.ok is False, "expected the variant to fail"
+    assert phrase in (result.error or ""), result.error
+
+
+# --- upsert -----------------------------------------------------------------------------------
+def test_upsert_twice_with_one_email_leaves_one_row_and_reports_the_update(engine, run_recipe):
+    email = "twice@example.com"
+    first = run_recipe(engine, "upsert", "on-conflict", email=email, name="First")
+    second = run_recipe(engine, "upsert", "on-conflict", email=email, name="Second")
+    assert first.ok and second.ok, (first.error, second.error)
+    assert first.metrics["outcome"] == "inserted"
+    assert second.metrics["outcome"] == "updated"
+    assert scalar(engine, "SELECT count(*) FROM users WHERE email = :e", e=email) == 1
+    assert scalar(engine, "SELECT name FROM users WHERE email = :e", e=email) == "Second"
+    # The upsert itself is the EXPLAINed statement, replayed in a rolled-back transaction.
+    assert second.plan is not None and second.plan.json, second.plan
+    assert second.plan.json[0]["Plan"]["Conflict Arbiter Indexes"] == ["users_email_key"]
+    assert scalar(engine, "SELECT name FROM users WHERE email = :e", e=email) == "Second"
+
+
+def test_upsert_do_nothing_returns_no_row_for_an_existing_key(engine, run_recipe):
+    email = "nothing@example.com"
+    run_recipe(engine, "upsert", "on-conflict", email=email, name="Kept")
+    result = run_recipe(engine, "upsert", "on-conflict", email=email, name="Ignored", action="do-nothing")
+    assert result.ok, result.error
+    assert result.metrics["outcome"] == "nothing returned"
+    assert scalar(engine, "SELECT name FROM users WHERE email = :e", e=email) == "Kept"
+
+
+def test_upsert_on_a_non_unique_column_is_postgres_error_not_a_500():
+    client = Client(enforce_csrf_checks=True)
+    try:
+        assert client.get("/api/recipes").status_code == 200
+        response = client.post(
+            "/api/recipes/upsert/run",
+            data=json.dumps({"variant": "on-conflict", "params": {"conflict_target": "name"}}),
+            content_type="application/json",
+            headers={"X-CSRFToken": client.cookies["csrftoken"].value},
+        )
+        assert response.status_code == 200
+        body = response.json()
+        assert body["ok"] is False
+        assert "InvalidColumnReference" in body["error"]
+        assert "ON CONFLICT" in body["error"]
+        assert any("refused" in line for line in body["notes"])
+    finally:
+        for box in Sandbox.objects.all():
+            sandboxes.drop(box)
+
+
+@pytest.mark.parametrize("variant", ["select-then-insert", "on-conflict-race"])
+def test_the_race_with_eight_workers(engine, run_recipe, variant):
+    email = "race@example.com"
+    result = run_recipe(engine, "upsert", variant, email=email, workers=8)
+    assert result.ok, result.error
+    rows = scalar(engine, "SELECT count(*) FROM users WHERE email = :e", e=email)
+    assert result.metrics["rows_with_email"] == rows == 1
+    outcomes = [row[1] for row in result.rows.data]
+    assert len(outcomes) == 8
+    assert result.metrics["errors"] == outcomes.count("error")
+    # Every worker's statements were captured, though they ran on other threads.
+    inserts = [s for s in result.statements if s.sql.startswith("INSERT INTO users")]
+    assert len(inserts) >= result.metrics["at_once"]
+    if variant == "on-conflict-race":
+        assert result.metrics["errors"] == 0
+        assert outcomes.count("inserted") == 1
+    else:
+        assert result.metrics["errors"] >= 1
+        assert all("UniqueViolation" in row[2] for row in result.rows.data if row[1] == "error")
+    assert scalar(engine, "SELECT count(*) FROM pg_stat_activity WHERE usename = current_user") <= 3
+
+
+# --- soft delete ------------------------------------------------------------------------------
+def test_a_deleted_email_blocks_sign_up_until_uniqueness_covers_live_rows_only(engine, run_recipe):
+    email = "account3@example.com"
+    trap = run_recipe(engine, "soft-delete", "re-register", email=email)
+    failed_with(trap, "accounts_email_key")
+    assert trap.rows is not None and trap.rows.total == 1  # the table state is shown despite the failure
+    assert scalar(engine, "SELECT count(*) FROM accounts WHERE email = :e", e=email) == 1
+
+    fixed = run_recipe(engine, "soft-delete", "partial-unique-index", email=email)
+    assert fixed.ok, fixed.error
+    live = scalar(engine, "SELECT count(*) FROM accounts WHERE email = :e AND deleted_at IS NULL", e=email)
+    dead = scalar(
+        engine, "SELECT count(*) FROM accounts WHERE email = :e AND deleted_at IS NOT NULL", e=email
+    )
+    assert (live, dead) == (1, 1)
+
+    # The next run starts from the documented state again: the trap is still there to run.
+    again = run_recipe(engine, "soft-delete", "re-register", email=email)
+    failed_with(again, "accounts_email_key")
+    assert any("sign-up" in line for line in again.setup)
+
+
+def test_forgotten_filter_shows_deleted_rows_and_the_central_filter_adds_it(engine, run_recipe):
+    forgot = run_recipe(engine, "soft-delete", "list-forgot-filter")
+    live = run_recipe(engine, "soft-delete", "list-live")
+    central = run_recipe(engine, "soft-delete", "central-filter")
+    assert forgot.metrics["deleted_rows_listed"] > 0
+    assert live.metrics["deleted_rows_listed"] == central.metrics["deleted_rows_listed"] == 0
+    assert [r[0] for r in central.rows.data] == [r[0] for r in live.rows.data]
+
+    main = next(s for s in central.statements if s.main)
+    assert "deleted_at IS NULL" in main.sql
+    assert "deleted_at" not in central.params  # the filter came from the hook, not from a parameter
+
+
+def test_soft_delete_and_restore_change_only_deleted_at(engine, run_recipe):
+    email = "account5@example.com"
+    deleted = run_recipe(engine, "soft-delete", "soft-delete", email=email)
+    assert deleted.ok and deleted.metrics["rows_changed"] == 1
+    assert scalar(engine, "SELECT deleted_at IS NOT NULL FROM accounts WHERE email = :e", e=email)
+    restored = run_recipe(engine, "soft-delete", "restore", email=email)
+    assert restored.ok and restored.metrics["rows_changed"] == 1
+    assert scalar(engine, "SELECT deleted_at IS NULL FROM accounts WHERE email = :e", e=email)
+
+
+# --- unit of work -----------------------------------------------------------------------------
+def shop_state(engine) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM line_items), "
+                "(SELECT on_hand FROM inventory WHERE sku = 'SKU-1')"
+            )
+        ).one()
+
+
+@pytest.mark.parametrize("step", ["1", "2", "3"])
+def test_one_transaction_failure_leaves_all_three_tables_as_before(engine, run_recipe, step):
+    run_recipe(engine, "unit-of-work", "one-transaction", fail_at_step="none")  # seed and warm up
+    before = shop_state(engine)
+    result = run_recipe(engine, "unit-of-work", "one-transaction", fail_at_step=step)
+    failed_with(result, "violates check constraint")
+    assert shop_state(engine) == before
+    markers = [s.sql for s in result.statements if s.kind == "transaction"]
+    assert "ROLLBACK" in markers and "COMMIT" not in markers
+    assert result.metrics["consistent"] is True
+
+
+def test_commit_each_step_failure_at_step_3_leaves_steps_1_and_2(engine, run_recipe):
+    run_recipe(engine, "unit-of-work", "commit-each-step", fail_at_step="none")
+    orders, lines, on_hand = shop_state(engine)
+    result = run_recipe(engine, "unit-of-work", "commit-each-step", fail_at_step="3")
+    failed_with(result, "inventory_on_hand_not_negative")
+    assert shop_state(engine) == (orders + 1, lines + 1, on_hand)
+    assert result.metrics["steps_applied"] == "1, 2"
+    assert result.metrics["consistent"] is False
+    assert any("Half-done" in line for line in result.notes)
+    markers = [s.sql for s in result.statements if s.kind == "transaction"]
+    assert markers.count("COMMIT") == 2 and "ROLLBACK" in markers and "BEGIN" in markers
+
+
+def test_unit_of_work_without_failure_applies_all_three_steps(engine, run_recipe):
+    run_recipe(engine, "unit-of-work", "try-rollback", fail_at_step="none")
+    orders, lines, on_hand = shop_state(engine)
+    result = run_recipe(engine, "unit-of-work", "try-rollback", fail_at_step="none", quantity=3)
+    assert result.ok, result.error
+    assert shop_state(engine) == (orders + 1, lines + 1, on_hand - 3)
+
+
+# --- bulk insert ------------------------------------------------------------------------------
+PATHS = ["add-loop", "add-all", "executemany", "values", "returning", "copy"]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_bulk_insert_puts_exactly_rows_rows_in_the_table(engine, run_recipe, path):
+    rows, batch = 2_500, 1_000
+    result = run_recipe(engine, "bulk-insert", path, rows=rows, batch_size=batch)
+    assert result.ok, result.error
+    assert scalar(engine, "SELECT count(*) FROM bulk_items") == rows == result.metrics["rows_in_table"]
+    defaulted = scalar(engine, "SELECT count(source) FROM bulk_items")
+    assert result.metrics["python_default_applied"] == defaulted
+    carrying = [s for s in result.statements if s.sql.startswith(("INSERT", "COPY"))]
+    assert result.metrics["batches"] == len(carrying)
+    assert sum(s.rowcount for s in carrying) == rows
+    assert result.metrics["rows_per_s"] > 0
+
+
+def test_executemany_statement_count_is_what_the_capture_saw(engine, run_recipe):
+    rows = 3_000
+    result = run_recipe(engine, "bulk-insert", "executemany", rows=rows)
+    assert result.ok, result.error
+    inserts = [s for s in result.statements if s.sql.startswith("INSERT INTO bulk_items")]
+    assert result.metrics["statements"] == len(inserts)
+    assert sum(s.batches for s in inserts) == rows  # every parameter set accounted for
+    assert all(len(s.parameters) + s.parameters_omitted == s.batches for s in inserts)
+
+
+def test_batched_inserts_count_rows_per_statement_and_keep_the_capture_small(engine, run_recipe):
+    rows, batch = 2_500, 1_000
+    result = run_recipe(engine, "bulk-insert", "returning", rows=rows, batch_size=batch)
+    assert result.ok, result.error
+    inserts = [s for s in result.statements if s.sql.startswith("INSERT INTO bulk_items")]
+    assert [s.batches for s in inserts] == [s.rowcount for s in inserts]
+    assert sum(s.batches for s in inserts) == rows
+    assert max(s.batches for s in inserts) <= batch
+    assert all(s.parameters_omitted > 0 and len(s.sql) < 4000 for s in inserts)
+    assert result.metrics["ids_returned"] == rows
+
+
+def test_copy_is_recorded_and_skips_the_python_default(engine, run_recipe):
+    result = run_recipe(engine, "bulk-insert", "copy", rows=1_000)
+    assert result.ok, result.error
+    copies = [s for s in result.statements if s.kind == "copy"]
+    assert len(copies) == 1 and copies[0].rowcount == 1_000
+    assert result.query_count >= 2  # the COPY counts as a statement the variant sent
+    assert result.metrics["python_default_applied"] == scalar(engine, "SELECT count(source) FROM bulk_items")
+
+
+# --- reset ------------------------------------------------------------------------------------
+def test_reset_restores_every_writing_dataset(sandbox, engine, run_recipe):
+    run_recipe(engine, "soft-delete", "partial-unique-index", email="account7@example.com")
+    run_recipe(engine, "unit-of-work", "commit-each-step", fail_at_step="3")
+    sandboxes.reset(sandbox)
+    engine = sandboxes.engine_for(sandbox)
+    trap = run_recipe(engine, "soft-delete", "re-register", email="account7@example.com")
+    failed_with(trap, "accounts_email_key")
+    assert any("seeded accounts" in line for line in trap.setup)
+    fresh = run_recipe(engine, "unit-of-work", "one-transaction", fail_at_step="none")
+    assert fresh.ok and fresh.rows.data[0][1] == 3  # three seeded orders before the run
+
+
+# --- pages ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("slug", ["upsert", "soft-delete", "unit-of-work", "bulk-insert"])
+def test_recipe_page_lists_every_variant(client, slug):
+    # bulk-insert has a variant named "values": a template must not reach it through `variants.values`.
+    response = client.get(f"/recipes/{slug}/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for variant in recipes.get(slug).variants.values():
+        assert f'value="{variant.slug}"' in html, variant.slug
