@@ -46,3 +46,74 @@ def comparison_rows(results: list[RunResult]) -> list[ComparisonRow]:
             )
         )
     return rows
+
+
+PALETTE = ("#2458a6", "#e8871e", "#1c7c3a", "#b3261e", "#7b3fa0", "#0f8b8d", "#6b6b6b", "#c2185b")
+WIDTH, HEIGHT = 640.0, 300.0
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64.0, 16.0, 12.0, 40.0
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    color: str
+    points: list[tuple[float, float]]
+    """(x, y) in data units, sorted by x."""
+    path: str
+    """SVG polyline points in chart units."""
+    dots: list[tuple[float, float, str]]
+    """(cx, cy, tooltip) per point."""
+
+
+@dataclass(frozen=True)
+class LineChart:
+    series: list[Series]
+    x_label: str
+    y_label: str
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+    width: float = WIDTH
+    height: float = HEIGHT
+    left: float = PAD_LEFT
+    bottom: float = HEIGHT - PAD_BOTTOM
+    right: float = WIDTH - PAD_RIGHT
+    top: float = PAD_TOP
+
+
+def line_chart(data: dict[str, list[tuple[float, float]]], *, x_label: str, y_label: str) -> LineChart:
+    """Scale series of (x, y) into an SVG box: x from the smallest to the largest x, y from 0."""
+    xs = [x for pts in data.values() for x, _ in pts] or [0.0, 1.0]
+    ys = [y for pts in data.values() for _, y in pts] or [1.0]
+    x_min, x_max = min(xs), max(xs)
+    y_max = max(ys) or 1.0
+    span_x = (x_max - x_min) or 1.0
+    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+
+    def sx(x: float) -> float:
+        return round(PAD_LEFT + (x - x_min) / span_x * plot_w, 1)
+
+    def sy(y: float) -> float:
+        return round(PAD_TOP + plot_h - y / y_max * plot_h, 1)
+
+    series = []
+    for i, (label, pts) in enumerate(data.items()):
+        pts = sorted(pts)
+        series.append(
+            Series(
+                label=label,
+                color=PALETTE[i % len(PALETTE)],
+                points=pts,
+                path=" ".join(f"{sx(x)},{sy(y)}" for x, y in pts),
+                dots=[(sx(x), sy(y), f"{label}: {_fmt(x)} → {_fmt(y)}") for x, y in pts],
+            )
+        )
+    x_ticks = [(sx(x_min + span_x * k / 4), _fmt(x_min + span_x * k / 4)) for k in range(5)]
+    y_ticks = [(sy(y_max * k / 4), _fmt(y_max * k / 4)) for k in range(5)]
+    return LineChart(series=series, x_label=x_label, y_label=y_label, x_ticks=x_ticks, y_ticks=y_ticks)
+
+
+def _fmt(value: float) -> str:
+    if abs(value) >= 100 or float(value).is_integer():
+        return f"{value:,.0f}"
+    return f"{value:,.2f}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -73,3 +74,75 @@ def _present(data: Mapping[str, Any]) -> dict[str, Any]:
 
 def json_errors(form: forms.Form) -> dict[str, list[str]]:
     return {field: [str(e) for e in errors] for field, errors in form.errors.items()}
+
+
+Y_AXES = {
+    "db_ms": "database time (ms)",
+    "elapsed_ms": "wall time (ms)",
+    "rows_read": "rows read (plan)",
+    "query_count": "queries",
+}
+MAX_SWEEP_RUNS = 40
+"""Runs one sweep may ask for (lines × points)."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    param: str
+    start: int
+    stop: int
+    points: int
+    y: str
+    companions: bool
+
+    @property
+    def values(self) -> list[int]:
+        step = (self.stop - self.start) / (self.points - 1)
+        return sorted({round(self.start + step * k) for k in range(self.points)})
+
+
+class SweepForm(forms.Form):
+    """Which numeric parameter to sweep, over which range, and what to plot."""
+
+    sweep_points = forms.IntegerField(min_value=2, max_value=10, initial=6, label="Points")
+    sweep_y = forms.ChoiceField(choices=list(Y_AXES.items()), initial="db_ms", label="Plot")
+    sweep_companions = forms.BooleanField(required=False, initial=True, label="Include related recipes")
+
+    def __init__(self, recipe: Recipe, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.recipe = recipe
+        self.sweepable = [p for p in recipe.params if p.sweepable]
+        self.fields["sweep_param"] = forms.ChoiceField(
+            choices=[(p.name, p.label or p.name) for p in self.sweepable], label="Sweep"
+        )
+        first = self.sweepable[0] if self.sweepable else None
+        self.fields["sweep_from"] = forms.IntegerField(label="from", initial=first.min if first else None)
+        self.fields["sweep_to"] = forms.IntegerField(label="to", initial=first.max if first else None)
+        self.order_fields(["sweep_param", "sweep_from", "sweep_to", "sweep_points", "sweep_y"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        param = next((p for p in self.sweepable if p.name == cleaned.get("sweep_param")), None)
+        start, stop = cleaned.get("sweep_from"), cleaned.get("sweep_to")
+        if param is None or start is None or stop is None:
+            return cleaned
+        if start >= stop:
+            self.add_error("sweep_to", "The range must go up: 'to' above 'from'.")
+        for name, value in (("sweep_from", start), ("sweep_to", stop)):
+            if param.min is not None and value < param.min or param.max is not None and value > param.max:
+                self.add_error(
+                    name, f"{param.label or param.name} must stay between {param.min:,} and {param.max:,}."
+                )
+        return cleaned
+
+    @property
+    def spec(self) -> SweepSpec:
+        c = self.cleaned_data
+        return SweepSpec(
+            param=c["sweep_param"],
+            start=c["sweep_from"],
+            stop=c["sweep_to"],
+            points=c["sweep_points"],
+            y=c["sweep_y"],
+            companions=c["sweep_companions"],
+        )

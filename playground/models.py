@@ -26,6 +26,12 @@ class Run(models.Model):
     query_count = models.PositiveIntegerField()
     elapsed_ms = models.FloatField()
     db_ms = models.FloatField()
+    rows_read = models.BigIntegerField(null=True)
+    """Rows the plan's scans read, when the run had a plan."""
+    result = models.JSONField(default=dict)
+    """The RunResult as JSON, with long statement lists and row lists cut short."""
+    sweep = models.UUIDField(null=True, db_index=True)
+    """Set on the runs of one sweep, which its chart is drawn from."""
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -33,3 +39,17 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipe}/{self.variant}"
+
+
+class RunAllowance(models.Model):
+    """Token bucket of one session's runs, shared by every worker through the app database."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    tokens = models.FloatField()
+    """Runs the session may start right now (refilled at the configured rate, up to the burst)."""
+    allowed = models.BooleanField()
+    """Whether the last request was let through."""
+    updated_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens:.1f}"

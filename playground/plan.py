@@ -20,6 +20,18 @@ SCAN_NODES = {
 }
 
 
+SEQ_SCAN_MANY = 10_000
+"""A sequential scan reading at least this many rows earns a badge."""
+
+
+def _spill(raw: dict[str, Any]) -> str | None:
+    if raw.get("Sort Space Type") == "Disk":
+        return f"sort spilled to disk ({raw.get('Sort Space Used', 0):,} kB)"
+    if int(raw.get("Hash Batches", 1) or 1) > 1:
+        return f"hash split into {raw['Hash Batches']} batches (spilled to disk)"
+    return None
+
+
 @dataclass
 class Node:
     """One plan node with the figures worth showing."""
@@ -40,6 +52,10 @@ class Node:
     shared_hit: int = 0
     shared_read: int = 0
     details: list[str] = field(default_factory=list)
+    heap_fetches: int = 0
+    """Index Only Scan rows that still had to visit the table (visibility map not set)."""
+    spilled: str | None = None
+    """How a sort or hash went to disk, when it did."""
     below_limit: bool = False
     """Under a Limit the executor stops early, so the planner's full-row estimate is not a miss."""
     share: float = 0.0
@@ -73,6 +89,28 @@ class Node:
     @property
     def underestimated(self) -> bool:
         return self.actual_rows > self.plan_rows * self.loops
+
+    @property
+    def heat(self) -> str:
+        """'hot' for a node taking half the time or more, 'warm' from a fifth."""
+        return "hot" if self.share >= 0.5 else "warm" if self.share >= 0.2 else ""
+
+    @property
+    def badges(self) -> list[tuple[str, str]]:
+        """(text, kind) labels for what this node teaches; kind is 'warn' or 'info'."""
+        found: list[tuple[str, str]] = []
+        if self.node_type in ("Seq Scan", "Parallel Seq Scan") and self.rows_read >= SEQ_SCAN_MANY:
+            found.append((f"Seq Scan over {self.rows_read:,} rows", "warn"))
+        if self.rows_removed:
+            found.append((f"{self.rows_removed:,} rows removed by filter", "warn"))
+        if self.heap_fetches:
+            found.append((f"{self.heap_fetches:,} heap fetches", "warn"))
+        if self.spilled:
+            found.append((self.spilled, "warn"))
+        if self.misestimated:
+            direction = "under" if self.underestimated else "over"
+            found.append((f"rows {direction}estimated ×{self.misestimate:,.0f}", "warn"))
+        return found
 
 
 @dataclass
@@ -139,6 +177,8 @@ def _walk(raw: dict[str, Any], depth: int, out: list[Node], below_limit: bool = 
         shared_hit=int(raw.get("Shared Hit Blocks", 0)),
         shared_read=int(raw.get("Shared Read Blocks", 0)),
         below_limit=below_limit,
+        heap_fetches=int(raw.get("Heap Fetches", 0)),
+        spilled=_spill(raw),
     )
     for key in _DETAIL_KEYS:
         if key in raw:

@@ -1,14 +1,21 @@
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground import views
+from playground import views, views_explore
 
 urlpatterns = [
     path("", views.shelf, name="shelf"),
     path("recipes/<slug:slug>/", views.recipe_page, name="recipe"),
     path("recipes/<slug:slug>/run", views.recipe_run, name="recipe-run"),
     path("recipes/<slug:slug>/compare", views.recipe_compare, name="recipe-compare"),
+    path("recipes/<slug:slug>/sweep", views_explore.recipe_sweep, name="recipe-sweep"),
+    path("history", views_explore.history, name="history"),
+    path("runs/<int:run_id>/", views_explore.run_detail, name="run"),
+    path("runs/diff", views_explore.run_diff, name="run-diff"),
     path("api/recipes", views.api_recipes, name="api-recipes"),
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
     path("sandbox/reset", views.sandbox_reset, name="sandbox-reset"),
     path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -211,3 +211,38 @@ def test_narrow_screen_keeps_the_form_off_the_results(page, live_server):
     assert form is not None and plan is not None
     overlap = min(form["y"] + form["height"], plan["y"] + plan["height"]) - max(form["y"], plan["y"])
     assert overlap <= 0, "the form covers the results"
+
+
+def test_compare_sweep_and_share_link(page, live_server):
+    base = live_server.url
+    page.goto(base + "/recipes/eager-loading/?authors=12")
+    page.get_by_role("button", name="Compare all variants").click()
+    table = page.locator("#comparison")
+    table.wait_for()
+    for variant in ("lazy", "selectinload", "joinedload", "raiseload"):
+        expect(table).to_contain_text(variant)
+    expect(page.locator("#results svg.bar")).to_have_count(6)
+
+    page.goto(base + "/recipes/keyset-pagination/?rows=1000")
+    page.get_by_label("to", exact=True).fill("45")
+    page.get_by_label("Points", exact=True).fill("3")
+    page.evaluate("window.__marker = 1")
+    page.get_by_role("button", name="Sweep").click()
+    page.locator("#sweep-done").wait_for()
+    assert page.evaluate("window.__marker") == 1
+    expect(page.locator("#results polyline")).to_have_count(4)
+    expect(page.locator("#sweep-title")).to_contain_text("3 of 3 points")
+
+    page.goto(base + "/recipes/keyset-pagination/?page=7&index=none&rows=1000")
+    page.get_by_role("button", name="Run", exact=True).click()
+    link = page.locator("#share-link")
+    link.wait_for()
+    other = page.context.browser.new_context()
+    try:
+        shared = other.new_page()
+        shared.goto(base + link.get_attribute("href"))
+        expect(shared.get_by_label("Page depth", exact=True)).to_have_value("7")
+        expect(shared.get_by_label("Index", exact=True)).to_have_value("none")
+        expect(shared.get_by_label("Table rows", exact=True)).to_have_value("1000")
+    finally:
+        other.close()

@@ -9,16 +9,18 @@ from typing import Any
 
 import sqlparse
 from django import template
+from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PostgresLexer, PythonLexer
 
 from playground.plan import PlanSummary, summarize
-from recipes.results import jsonable
+from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP, jsonable
 
 register = template.Library()
 _FORMATTER = HtmlFormatter(nowrap=True)
+_HIGHLIGHTED = re.compile(f"{HIGHLIGHT_START}([^{HIGHLIGHT_START}{HIGHLIGHT_STOP}]*){HIGHLIGHT_STOP}")
 
 
 @register.filter
@@ -26,6 +28,19 @@ def sql(statement: str) -> str:
     """Reindented, keyword-uppercased, highlighted SQL (Pygments escapes the text)."""
     formatted = sqlparse.format(statement, reindent=True, keyword_case="upper")
     return mark_safe(highlight(formatted, PostgresLexer(), _FORMATTER))
+
+
+@register.filter
+def cell(value: Any) -> Any:
+    """A result cell: text is escaped, then only the recipe's highlight markers become <mark>.
+
+    Whatever the data or the search text holds (tags, scripts, entities) is shown as text; a
+    stray or unpaired marker is dropped.
+    """
+    if not isinstance(value, str):
+        return value
+    escaped = _HIGHLIGHTED.sub(r"<mark>\1</mark>", str(conditional_escape(value)))
+    return mark_safe(escaped.replace(HIGHLIGHT_START, "").replace(HIGHLIGHT_STOP, ""))
 
 
 @register.filter
@@ -77,3 +92,21 @@ def number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+@register.filter
+def statement_stats(statements):
+    """Groups of same-shape statements and the headline counts (see playground.stats)."""
+    from playground.stats import statement_stats as compute
+
+    return compute(statements)
+
+
+@register.simple_tag
+def share_url(slug: str, variant: str, params: dict) -> str:
+    """The recipe page with its form pre-filled with these parameters."""
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    return f"{reverse('recipe', args=[slug])}?{urlencode({'variant': variant, **params})}"

@@ -1,0 +1,80 @@
+"""Figures derived once from a run's statements, handed to templates as their context."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from recipes.results import Statement
+
+
+@dataclass
+class StatementGroup:
+    """Consecutive statements of one shape: the first shown in full, the rest by parameters."""
+
+    first: Statement
+    number: int
+    """Position of the first statement in the list (1-based)."""
+    rest: list[Statement] = field(default_factory=list)
+    duplicates: int = 0
+    """Statements of this group sent with exactly the same SQL and parameters as an earlier one."""
+
+    @property
+    def size(self) -> int:
+        return 1 + len(self.rest)
+
+    @property
+    def duration_ms(self) -> float:
+        return sum(s.duration_ms or 0.0 for s in (self.first, *self.rest))
+
+
+@dataclass
+class StatementStats:
+    groups: list[StatementGroup]
+    queries: int
+    shapes: int
+    """Distinct shapes among the queries."""
+    most_repeated: int
+    """Queries sharing the most common shape."""
+    duplicates: int
+    explains: list[Statement]
+
+    @property
+    def headline(self) -> str:
+        text = f"{self.queries} quer{'y' if self.queries == 1 else 'ies'}"
+        if self.most_repeated > 1:
+            text += f", {self.most_repeated} of them the same shape"
+        if self.duplicates:
+            text += f", {self.duplicates} exact duplicate{'s' if self.duplicates != 1 else ''}"
+        return text
+
+
+def statement_stats(statements: list[Statement]) -> StatementStats:
+    queries = [s for s in statements if s.kind in ("query", "copy")]
+    shapes = Counter(s.shape for s in queries)
+    seen: set[tuple[str, str]] = set()
+    groups: list[StatementGroup] = []
+    duplicates = 0
+    number = 0
+    for s in statements:
+        if s.kind == "explain":
+            continue
+        number += 1
+        key = (s.sql, repr(s.parameters))
+        duplicate = s.kind == "query" and key in seen
+        seen.add(key)
+        duplicates += duplicate
+        last = groups[-1] if groups else None
+        if last and s.kind == "query" and last.first.kind == "query" and last.first.shape == s.shape:
+            last.rest.append(s)
+            last.duplicates += duplicate
+        else:
+            groups.append(StatementGroup(first=s, number=number, duplicates=int(duplicate)))
+    return StatementStats(
+        groups=groups,
+        queries=len(queries),
+        shapes=len(shapes),
+        most_repeated=max(shapes.values(), default=0),
+        duplicates=duplicates,
+        explains=[s for s in statements if s.kind == "explain"],
+    )
