@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from typing import Any
 
-from playground import runner, sandbox
+from django.conf import settings
+
+import recipes
+from playground import limits, runner, sandbox
+from playground.charts import LineChart, line_chart
+from playground.forms import Y_AXES, RunForm, SweepSpec
 from playground.models import Run, Sandbox
+from playground.plan import summarize
 from recipes.base import Recipe
 from recipes.results import RunResult
 
 SESSION_KEY = "sandbox"
+STORED_STATEMENTS = 300
 
 
 def sandbox_for(session) -> Sandbox:
@@ -22,18 +31,26 @@ def sandbox_for(session) -> Sandbox:
     return found
 
 
-def run_recipe(session, recipe: Recipe, variant: str, params: dict[str, Any]) -> RunResult:
-    from django.conf import settings
-
+def run_recipe(
+    session, recipe: Recipe, variant: str, params: dict[str, Any], *, sweep: uuid.UUID | None = None
+) -> RunResult:
+    """Run in this session's sandbox and keep the run in the session's history."""
     box = sandbox_for(session)
-    sandbox.touch(box)
-    result = runner.run(
-        recipe=recipe,
-        variant=variant,
-        params=params,
-        engine=sandbox.engine_for(box),
-        max_rows=settings.PLAYGROUND["MAX_ROWS_SHOWN"],
-    )
+    if not sandbox.touch(box):  # reaped between the lookup and now: never run in a dead one
+        session.pop(SESSION_KEY, None)
+        box = sandbox_for(session)
+    sandbox.check_quota(box)
+    with sandbox.run_slot():
+        result = runner.run(
+            recipe=recipe,
+            variant=variant,
+            params=params,
+            engine=sandbox.engine_for(box),
+            max_rows=settings.PLAYGROUND["MAX_ROWS_SHOWN"],
+        )
+    if not result.ok:
+        result = replace(result, error=limits.explain_error(result.error))
+    summary = summarize(result.plan.json) if result.plan and result.plan.json else None
     Run.objects.create(
         sandbox=box,
         recipe=recipe.slug,
@@ -43,8 +60,76 @@ def run_recipe(session, recipe: Recipe, variant: str, params: dict[str, Any]) ->
         query_count=result.query_count,
         elapsed_ms=result.elapsed_ms,
         db_ms=result.db_ms,
+        rows_read=summary.rows_read if summary else None,
+        result=_for_storage(result),
+        sweep=sweep,
     )
     return result
+
+
+def _for_storage(result: RunResult) -> dict[str, Any]:
+    """The result as JSON, with a long statement list cut (a lazy load can send thousands)."""
+    data = result.to_json()
+    statements = data["statements"]
+    if len(statements) > STORED_STATEMENTS:
+        data["statements"] = statements[:STORED_STATEMENTS]
+        data["notes"] = [
+            *data["notes"],
+            f"Only the first {STORED_STATEMENTS} of {len(statements)} statements were kept.",
+        ]
+    return data
+
+
+def sweep_lines(recipe: Recipe, spec: SweepSpec) -> list[tuple[Recipe, str]]:
+    """(recipe, variant) of every line a sweep draws."""
+    chosen = [recipe]
+    if spec.companions:
+        chosen += [r for slug in recipe.companions if (r := recipes.get(slug)) and spec.param in r.defaults()]
+    return [(r, variant) for r in chosen for variant in r.variants]
+
+
+def sweep_step(
+    session, recipe: Recipe, params: dict[str, Any], spec: SweepSpec, sweep: uuid.UUID, step: int
+) -> list[str]:
+    """Run every line at the sweep's `step`-th value; return messages for points refused."""
+    x = spec.values[step]
+    refused = []
+    for line_recipe, variant in sweep_lines(recipe, spec):
+        shared = {k: v for k, v in params.items() if k in line_recipe.defaults()}
+        form = RunForm(line_recipe, {**shared, spec.param: x, "variant": variant})
+        if not form.is_valid():
+            refused.append(f"{line_recipe.slug}/{variant} at {spec.param}={x:,}: {form.errors.as_text()}")
+            continue
+        run_recipe(session, line_recipe, variant, form.params, sweep=sweep)
+    return refused
+
+
+def sweep_chart(session, sweep: uuid.UUID, spec: SweepSpec) -> LineChart:
+    """The sweep's runs so far, one line per recipe and variant."""
+    runs = Run.objects.filter(sandbox__role=session.get(SESSION_KEY), sweep=sweep).defer("result")
+    data: dict[str, list[tuple[float, float]]] = {}
+    for r in runs.order_by("created_at"):
+        y = getattr(r, spec.y)
+        if y is None or spec.param not in r.params:
+            continue
+        data.setdefault(f"{r.recipe} · {r.variant}", []).append((r.params[spec.param], y))
+    return line_chart(data, x_label=spec.param, y_label=Y_AXES[spec.y])
+
+
+def history(session, limit: int = 20) -> list[Run]:
+    """This session's latest runs, newest first."""
+    role = session.get(SESSION_KEY)
+    if not role:
+        return []
+    return list(Run.objects.filter(sandbox__role=role).defer("result")[:limit])
+
+
+def stored_run(session, run_id: int) -> Run | None:
+    """One of this session's runs (never another session's)."""
+    role = session.get(SESSION_KEY)
+    if not role:
+        return None
+    return Run.objects.filter(sandbox__role=role, pk=run_id).first()
 
 
 def compare(session, recipe: Recipe, params: dict[str, Any]) -> list[RunResult]:

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 
-from django.db import connection
+import psycopg
+from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 import recipes
-from playground import sandbox, service
+from playground import limits, sandbox, service
 from playground.charts import comparison_rows
-from playground.forms import RunForm, json_errors
+from playground.forms import RunForm, SweepForm, json_errors
 from playground.runner import SetupError
 from playground.sandbox import SandboxLimitError
 from recipes.base import Recipe
@@ -25,6 +27,20 @@ def _recipe(slug: str) -> Recipe:
     if recipe is None:
         raise Http404(f"unknown recipe '{slug}'")
     return recipe
+
+
+def page_context(request: HttpRequest, recipe: Recipe, form: RunForm, **extra) -> dict:
+    """What recipe.html needs besides the results: the forms and this session's recent runs."""
+    sweep_form = extra.pop("sweep_form", None) or (
+        SweepForm(recipe) if any(p.sweepable for p in recipe.params) else None
+    )
+    return {
+        "recipe": recipe,
+        "form": form,
+        "sweep_form": sweep_form,
+        "history": [r for r in service.history(request.session, 8)],
+        **extra,
+    }
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -44,7 +60,7 @@ def recipe_page(request: HttpRequest, slug: str) -> HttpResponse:
     form = RunForm(recipe, request.GET) if request.GET else RunForm(recipe)
     if request.GET:
         form.is_valid()  # show what is wrong with a hand-edited link, run nothing
-    return render(request, "recipe.html", {"recipe": recipe, "form": form, "result": None})
+    return render(request, "recipe.html", page_context(request, recipe, form))
 
 
 @require_POST
@@ -65,16 +81,23 @@ def recipe_run(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _run(request: HttpRequest, recipe: Recipe, form: RunForm):
     """(result, problem message, HTTP status): limits and setup failures are messages, not 500s."""
+    variant = form.cleaned_data["variant"]
+    return _guarded(request, lambda: service.run_recipe(request.session, recipe, variant, form.params))
+
+
+def _guarded(request: HttpRequest, work, runs: int = 1):
+    """Run `work()` within the session's run allowance; (value, problem, status)."""
     try:
-        return (
-            service.run_recipe(request.session, recipe, form.cleaned_data["variant"], form.params),
-            None,
-            200,
-        )
+        wait = limits.take_runs(request.session, runs)
+        if wait is not None:
+            return None, limits.rate_message(wait), 429
+        return work(), None, 200
     except SandboxLimitError as exc:
-        return None, str(exc), 503
+        return None, str(exc), exc.status
     except SetupError as exc:
-        return None, str(exc), 503
+        return None, limits.explain_error(str(exc)), 503
+    except (DatabaseError, SQLAlchemyError, psycopg.Error) as exc:  # a database down or restarting
+        return None, limits.unavailable_message(exc), 503
 
 
 @require_POST
@@ -87,20 +110,21 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
         if _wants_json(request):
             return JsonResponse({"errors": json_errors(form)}, status=400)
         return _render_run(request, recipe, form, None, status=400)
-    try:
-        results = service.compare(request.session, recipe, form.params)
-    except (SandboxLimitError, SetupError) as exc:
+    results, problem, status = _guarded(
+        request, lambda: service.compare(request.session, recipe, form.params), len(recipe.variants)
+    )
+    if problem is not None:
         if _wants_json(request):
-            return JsonResponse({"error": str(exc)}, status=503)
-        return _render_run(request, recipe, form, None, problem=str(exc), status=503)
+            return JsonResponse({"error": problem}, status=status)
+        return _render_run(request, recipe, form, None, problem=problem, status=status)
     if _wants_json(request):
         return JsonResponse({"recipe": recipe.slug, "runs": [r.to_json() for r in results]})
-    context = {"recipe": recipe, "form": form, "comparison": comparison_rows(results)}
+    context = page_context(request, recipe, form, comparison=comparison_rows(results))
     return render(request, "recipe.html#results" if request.htmx else "recipe.html", context)
 
 
 def _render_run(request, recipe, form, result, *, problem=None, status=200) -> HttpResponse:
-    context = {"recipe": recipe, "form": form, "result": result, "problem": problem}
+    context = page_context(request, recipe, form, result=result, problem=problem)
     template = "recipe.html#results" if request.htmx else "recipe.html"
     return render(request, template, context, status=status)
 

@@ -1,0 +1,143 @@
+"""Limits a person can run into, and the plain words they get when they do.
+
+- `take_runs`: the per-session run rate (a token bucket in the app database, so that every
+  worker and every instance behind a load balancer sees the same count).
+- `explain_error`: a database error from a run (a timeout, a limit, a restart) gets a sentence
+  saying what happened and what to do, in front of the server's own message.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from django.conf import settings
+from django.db import connection
+
+from playground.models import RunAllowance
+
+
+def conf(key: str):
+    return settings.PLAYGROUND[key]
+
+
+# --- run rate -------------------------------------------------------------------------------
+_TAKE = """
+INSERT INTO {table} AS b (key, tokens, allowed, updated_at)
+VALUES (%(key)s, %(burst)s - %(cost)s, true, statement_timestamp())
+ON CONFLICT (key) DO UPDATE SET
+    tokens = CASE WHEN {refill} >= %(cost)s THEN {refill} - %(cost)s ELSE {refill} END,
+    allowed = {refill} >= %(cost)s,
+    updated_at = statement_timestamp()
+RETURNING allowed, tokens
+"""
+_REFILL = (
+    "LEAST(%(burst)s::float8, b.tokens "
+    "+ EXTRACT(EPOCH FROM statement_timestamp() - b.updated_at)::float8 * %(rate)s)"
+)
+
+
+def take_runs(session, cost: int = 1) -> float | None:
+    """Spend `cost` runs of this session's allowance: None when allowed, else seconds to wait.
+
+    One atomic upsert: concurrent requests of a session (several workers) serialize on its row.
+    """
+    if session.session_key is None:
+        session.save()  # a first request: give the session its key now
+    burst = conf("RUN_BURST")
+    rate = conf("RUNS_PER_MINUTE") / 60
+    cost = min(cost, burst)
+    sql = _TAKE.format(table=connection.ops.quote_name(RunAllowance._meta.db_table), refill=_REFILL)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"key": session.session_key, "burst": burst, "cost": cost, "rate": rate})
+        allowed, tokens = cursor.fetchone()
+    if allowed:
+        return None
+    return math.ceil((cost - tokens) / rate) if rate > 0 else 3600.0
+
+
+def rate_message(wait: float) -> str:
+    return (
+        f"Too many runs: this session may start {conf('RUN_BURST')} runs in a row, then "
+        f"{conf('RUNS_PER_MINUTE')} a minute. Try again in {wait:.0f} s."
+    )
+
+
+# --- what a database error means to the person ----------------------------------------------
+_SQLSTATE = re.compile(r"SQLSTATE ([0-9A-Z]{5})")
+_DISCONNECTED = (
+    "server closed the connection",
+    "terminating connection",
+    "connection failed",
+    "consuming input failed",
+    "the connection is lost",
+    "connection is closed",
+    "connection refused",
+    "no such file or directory",
+    "the database system is",
+)
+
+
+def _hints() -> dict[str, str]:
+    return {
+        "timeout": (
+            f"The statement ran longer than the sandbox's statement timeout "
+            f"({conf('STATEMENT_TIMEOUT_MS') / 1000:g} s) and was cancelled; the sandbox is fine. "
+            "Try smaller sizes."
+        ),
+        "57014": "The statement was cancelled; the transaction was rolled back.",
+        "55P03": (
+            f"The statement waited longer than the lock timeout "
+            f"({conf('LOCK_TIMEOUT_MS') / 1000:g} s) for a lock another session holds; "
+            "the transaction was rolled back."
+        ),
+        "25P03": (
+            f"A transaction stayed idle longer than "
+            f"{conf('IDLE_IN_TRANSACTION_TIMEOUT_MS') / 1000:g} s, so the server closed its "
+            "connection; the transaction was rolled back and the connection discarded."
+        ),
+        "53400": (
+            f"The run needed more than the sandbox's limit ({conf('TEMP_FILE_LIMIT')} of temporary "
+            "files for sorts and hashes); it was stopped and rolled back. Try smaller sizes."
+        ),
+        "53300": (
+            f"This sandbox already holds its {conf('CONNECTION_LIMIT')} connections (its connection "
+            "limit); wait for the other runs to finish or use fewer workers."
+        ),
+        "53100": "The database server is out of disk space; the run was rolled back.",
+        "disconnected": (
+            "The connection to the database was lost (the server restarted, or the session was "
+            "terminated): the transaction was rolled back and the connection discarded. "
+            "Run again in a moment."
+        ),
+    }
+
+
+def explain_error(message: str | None) -> str | None:
+    """`message` with a plain-words explanation in front, when it is a known limit or fault."""
+    if not message:
+        return message
+    match = _SQLSTATE.search(message)
+    code = match.group(1) if match else None
+    lowered = message.lower()
+    hints = _hints()
+    if code == "57014" and "statement timeout" in lowered:
+        key = "timeout"
+    elif "too many connections for role" in lowered:  # refused at login: no SQLSTATE attached
+        key = "53300"
+    elif code in hints:
+        key = code
+    elif (code and code[:2] in {"08", "57"}) or any(s in lowered for s in _DISCONNECTED):
+        key = "disconnected"
+    else:
+        return message
+    return f"{hints[key]} ({message})"
+
+
+def unavailable_message(exc: BaseException) -> str:
+    """For a request that could not reach a database at all."""
+    detail = str(exc).split("(Background on this error")[0].strip().splitlines()
+    return (
+        "The database is not answering right now (it may be restarting); nothing was run. "
+        f"Try again in a few seconds. ({type(exc).__name__}: {detail[0] if detail else ''})"
+    )
