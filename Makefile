@@ -12,14 +12,16 @@ PYTHON ?= $(shell for p in python3.14 python3.13 python3.12 python3 python; do \
 
 # The browser tests drive Debian's Chromium package; no browser is ever downloaded.
 CHROMIUM := /usr/bin/chromium
+# The deployment tests put Debian's PgBouncer in front of the database.
+PGBOUNCER := /usr/sbin/pgbouncer
 
-.PHONY: run test lint format reap clean chromium
+.PHONY: run test lint format reap clean chromium pgbouncer
 
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.dev chromium
+test: $(VENV)/.dev chromium pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 chromium:
@@ -30,6 +32,17 @@ chromium:
 	  else \
 	    echo "$(CHROMIUM) is missing and cannot be installed here (needs root and apt-get):"; \
 	    echo "the browser tests will be skipped. Install it with: sudo apt-get install chromium"; \
+	  fi; \
+	fi
+
+pgbouncer:
+	@if [ ! -x $(PGBOUNCER) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's pgbouncer for the deployment tests"; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y pgbouncer; \
+	  else \
+	    echo "$(PGBOUNCER) is missing and cannot be installed here (needs root and apt-get):"; \
+	    echo "the PgBouncer test will be skipped. Install it with: sudo apt-get install pgbouncer"; \
 	  fi; \
 	fi
 

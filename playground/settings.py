@@ -8,6 +8,10 @@
 | DEBUG | `1` | |
 | ALLOWED_HOSTS | `127.0.0.1,localhost` | comma separated |
 | PLAYGROUND_PGDATA | `.pgdata/` in the project | data folder of the embedded server |
+| PLAYGROUND_HTTPS | on when DEBUG is off | served over HTTPS: secure cookies, redirect, HSTS |
+| PLAYGROUND_REQUIRE_LOGIN | `0` | every page and API needs a signed-in user |
+
+docs/deploy.md lists every variable, production ones included.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -41,7 +46,35 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 CSRF_FAILURE_VIEW = "playground.views.csrf_failure"
 
+# --- HTTPS, cookies, reverse proxy, CSP ----------------------------------------------------
+# One switch for a site served over HTTPS (directly or by a proxy); each part can be overridden.
+_https = env_bool("PLAYGROUND_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _https)
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600 if _https else 0)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", _https)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", _https)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):  # only behind a proxy that always sets it
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+# Inline <script> and <style> need the per-response nonce (`{{ csp_nonce }}`); htmx is told in
+# base.html not to inject styles or evaluate code, so nothing else inline is needed.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "shelf"
+LOGOUT_REDIRECT_URL = "login"
+
 INSTALLED_APPS = [
+    "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.staticfiles",
@@ -50,13 +83,17 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "playground.access.HealthCheckMiddleware",  # first: probes skip host checks and redirects
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "playground.access.LoginRequiredMiddleware",  # a no-op unless PLAYGROUND_REQUIRE_LOGIN
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "playground.urls"
@@ -71,14 +108,22 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.template.context_processors.csrf",
+                "django.template.context_processors.csp",
+                "playground.access.login_context",
             ],
         },
     },
 ]
 
 # --- databases ----------------------------------------------------------------------------
+# Seconds a worker thread keeps its app-database connection open between requests.
+_conn_max_age = int(os.environ.get("CONN_MAX_AGE", "60"))
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=_conn_max_age, conn_health_checks=True
+        )
+    }
 else:
     from playground import embedded
 
@@ -91,10 +136,12 @@ else:
             "USER": _server.user,
             "HOST": _server.socket_dir,
             "PORT": "",
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": _conn_max_age,
         }
     }
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Behind PgBouncer in transaction mode a cursor cannot outlive its transaction.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- sessions, static ---------------------------------------------------------------------
@@ -103,7 +150,16 @@ SESSION_COOKIE_AGE = 60 * 60 * 24 * 7
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # JSON clients read it to send X-CSRFToken
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production serves the collected, hashed and compressed files (collectstatic at build).
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 STATICFILES_DIRS = [BASE_DIR / "static"]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 X_FRAME_OPTIONS = "DENY"
@@ -116,11 +172,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},  # 500s and their tracebacks on stderr
     "loggers": {"playground": {"handlers": ["console"], "level": "INFO"}},
 }
 
 # --- the playground's own knobs -----------------------------------------------------------
 PLAYGROUND = {
+    # Every page and API needs a signed-in Django user (create one with createsuperuser).
+    "REQUIRE_LOGIN": env_bool("PLAYGROUND_REQUIRE_LOGIN", False),
     # Sandbox database; None means a database named "<app database>_sandbox" on the app's server.
     "SANDBOX_DATABASE_URL": os.environ.get("SANDBOX_DATABASE_URL") or None,
     # Prefix of every sandbox role and schema name.
@@ -141,4 +200,20 @@ PLAYGROUND = {
     "MAX_ROWS_SHOWN": 50,
     # Largest seeded table, whatever a recipe's own bound says.
     "MAX_TABLE_ROWS": 1_000_000,
+    # Space a sandbox's tables (with indexes) may take; runs are refused above it until a Reset.
+    "SANDBOX_MAX_BYTES": int(os.environ.get("PLAYGROUND_SANDBOX_MAX_MB", "512")) * 2**20,
+    # How often the server checks that a running query's client is still there (a killed worker).
+    "CLIENT_CHECK_INTERVAL_MS": 2000,
+    # Per process: engines (one per recent sandbox) kept, and idle connections pooled by each.
+    # See playground.sandbox.connection_budget for the connection bound they give.
+    "SANDBOX_ENGINE_CACHE": int(os.environ.get("PLAYGROUND_SANDBOX_ENGINE_CACHE", "4")),
+    "SANDBOX_POOL_SIZE": 1,
+    # Runs in progress at once per process (each may open CONNECTION_LIMIT connections); a run
+    # waits this long for a slot, then gets a "busy" message.
+    "RUNS_PER_PROCESS": int(os.environ.get("PLAYGROUND_RUNS_PER_PROCESS", "3")),
+    "RUN_SLOT_WAIT_SECONDS": 20,
+    # Runs one session may start: a burst, then a steady rate (token bucket kept in the app
+    # database, so every worker and instance shares it). Beyond it: 429 with a clear message.
+    "RUN_BURST": int(os.environ.get("PLAYGROUND_RUN_BURST", "30")),
+    "RUNS_PER_MINUTE": int(os.environ.get("PLAYGROUND_RUNS_PER_MINUTE", "60")),
 }
