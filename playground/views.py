@@ -63,16 +63,24 @@ def recipe_page(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "recipe.html", page_context(request, recipe, form))
 
 
-@require_POST
-def recipe_run(request: HttpRequest, slug: str) -> HttpResponse:
+def posted_form(request: HttpRequest, slug: str) -> tuple[Recipe, RunForm, HttpResponse | None]:
+    """The recipe and its bound form, or the 404/400 answer to send instead."""
     if recipes.get(slug) is None and _wants_json(request):
-        return JsonResponse({"error": f"unknown recipe '{slug}'"}, status=404)
+        return None, None, JsonResponse({"error": f"unknown recipe '{slug}'"}, status=404)
     recipe = _recipe(slug)
     form = RunForm(recipe, request.POST, html=True)
-    if not form.is_valid():
-        if _wants_json(request):
-            return JsonResponse({"errors": json_errors(form)}, status=400)
-        return _render_run(request, recipe, form, None, status=400)
+    if form.is_valid():
+        return recipe, form, None
+    if _wants_json(request):
+        return recipe, form, JsonResponse({"errors": json_errors(form)}, status=400)
+    return recipe, form, _render_run(request, recipe, form, None, status=400)
+
+
+@require_POST
+def recipe_run(request: HttpRequest, slug: str) -> HttpResponse:
+    recipe, form, refusal = posted_form(request, slug)
+    if refusal is not None:
+        return refusal
     result, problem, status = _run(request, recipe, form)
     if _wants_json(request):
         return JsonResponse(result.to_json() if result else {"error": problem}, status=status)
@@ -82,10 +90,10 @@ def recipe_run(request: HttpRequest, slug: str) -> HttpResponse:
 def _run(request: HttpRequest, recipe: Recipe, form: RunForm):
     """(result, problem message, HTTP status): limits and setup failures are messages, not 500s."""
     variant = form.cleaned_data["variant"]
-    return _guarded(request, lambda: service.run_recipe(request.session, recipe, variant, form.params))
+    return guarded(request, lambda: service.run_recipe(request.session, recipe, variant, form.params))
 
 
-def _guarded(request: HttpRequest, work, runs: int = 1):
+def guarded(request: HttpRequest, work, runs: int = 1):
     """Run `work()` within the session's run allowance; (value, problem, status)."""
     try:
         wait = limits.take_runs(request.session, runs)
@@ -102,15 +110,10 @@ def _guarded(request: HttpRequest, work, runs: int = 1):
 
 @require_POST
 def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
-    if recipes.get(slug) is None and _wants_json(request):
-        return JsonResponse({"error": f"unknown recipe '{slug}'"}, status=404)
-    recipe = _recipe(slug)
-    form = RunForm(recipe, request.POST, html=True)
-    if not form.is_valid():
-        if _wants_json(request):
-            return JsonResponse({"errors": json_errors(form)}, status=400)
-        return _render_run(request, recipe, form, None, status=400)
-    results, problem, status = _guarded(
+    recipe, form, refusal = posted_form(request, slug)
+    if refusal is not None:
+        return refusal
+    results, problem, status = guarded(
         request, lambda: service.compare(request.session, recipe, form.params), len(recipe.variants)
     )
     if problem is not None:

@@ -12,7 +12,7 @@ import recipes
 from playground import service
 from playground.forms import MAX_SWEEP_RUNS, RunForm, SweepForm, json_errors
 from playground.plan import summarize
-from playground.views import _recipe, _wants_json, page_context
+from playground.views import _recipe, _wants_json, guarded, page_context
 from recipes.results import result_from_json
 
 
@@ -39,11 +39,18 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     if request.htmx:
         step = min(max(int(request.POST.get("step", 0) or 0), 0), len(spec.values) - 1)
         steps = range(step, step + 1)
-    refused = [
-        m
-        for step in steps
-        for m in service.sweep_step(request.session, recipe, form.params, spec, sweep_id, step)
-    ]
+
+    def run_points() -> list[str]:
+        session = request.session
+        return [m for s in steps for m in service.sweep_step(session, recipe, form.params, spec, sweep_id, s)]
+
+    runs = len(service.sweep_lines(recipe, spec)) * len(steps)
+    refused, problem, status = guarded(request, run_points, runs)
+    if problem is not None:
+        if _wants_json(request):
+            return JsonResponse({"error": problem}, status=status)
+        context = page_context(request, recipe, form, problem=problem)
+        return render(request, _template(request), context, status=status)
     chart = service.sweep_chart(request.session, sweep_id, spec)
     if _wants_json(request):
         return JsonResponse(
