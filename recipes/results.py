@@ -28,6 +28,8 @@ class Statement:
     """Parameter sets sent in one driver call (executemany), 1 otherwise."""
     main: bool = False
     """The statement the recipe marked as "the query": the one that was EXPLAINed."""
+    cache: str | None = None
+    """SQLAlchemy's compiled cache for this statement: "cached since …", "generated in …"."""
     parameters_omitted: int = 0
     """Parameter sets (or, for one big set, values) left out of `parameters` to keep a large
     run's capture small; the SQL text of such a statement may be shortened too."""

@@ -172,3 +172,11 @@ def test_a_database_error_is_reported_not_raised(engine):
     assert [s.sql for s in failed] == ["SELECT * FROM no_such_table"]
     assert failed[0].rowcount is None
     assert result.query_count == 1
+
+
+def test_sqlalchemy_cache_markers_are_captured(engine, run_recipe):
+    first = run_recipe(engine, "offset-pagination", "offset", page=2)
+    again = run_recipe(engine, "offset-pagination", "offset", page=3)
+    page_sql = [s for s in again.statements if s.main][0]
+    assert page_sql.cache.startswith("cached since")  # same statement shape, compiled once
+    assert all(s.cache for s in first.statements if s.kind == "query")
