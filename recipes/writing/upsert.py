@@ -137,11 +137,18 @@ def race(run, p, worker):
 
     def one(n):
         started = time.perf_counter()
+        line, lined_up = lines[n // at_once], []
+
+        def line_up():
+            line.wait()
+            lined_up.append(True)
+
         try:
             with engine.connect() as conn:
-                outcome, detail = worker(conn, p, lines[n // at_once].wait), ""
+                outcome, detail = worker(conn, p, line_up), ""
         except (SQLAlchemyError, threading.BrokenBarrierError) as exc:
-            lines[n // at_once].abort()  # nobody waits for a worker that has already failed
+            if not lined_up:  # failed before the line-up: nobody should wait for this worker
+                line.abort()  # (aborting later could break the others while they are still waking)
             outcome, detail = "error", short_error(exc)
         return (n + 1, outcome, detail, round((time.perf_counter() - started) * 1000, 1))
 
