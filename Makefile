@@ -15,7 +15,7 @@ CHROMIUM := /usr/bin/chromium
 # The deployment tests put Debian's PgBouncer in front of the database.
 PGBOUNCER := /usr/sbin/pgbouncer
 
-.PHONY: run test lint format reap clean chromium pgbouncer
+.PHONY: run test bench lint format reap clean chromium pgbouncer
 
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
@@ -23,6 +23,10 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev chromium pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# What the playground adds on top of Postgres, each figure beside its reference (docs/performance.md).
+bench: $(VENV)/.runtime
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 chromium:
 	@if [ ! -x $(CHROMIUM) ]; then \

@@ -87,6 +87,7 @@ def prepare(recipe: Recipe, p: Params, engine: Engine) -> Setup:
             setup = Setup(conn)
             if recipe.prepare is not None:
                 recipe.prepare(setup, p)
+            setup.analyze()  # tables a setup seeded without re-indexing them afterwards
     except SQLAlchemyError as exc:
         raise SetupError(f"Preparing the sandbox failed: {describe_error(exc)}") from exc
     return setup
@@ -103,9 +104,9 @@ def explain(engine: Engine, capture: Capture) -> Plan | None:
     if isinstance(main.parameters, list):  # executemany: nothing single to explain
         return None
     outputs = []
-    for prefix in (EXPLAIN_JSON, EXPLAIN_TEXT):
-        with engine.connect() as conn:
-            dbapi = conn.connection.dbapi_connection
+    with engine.connect() as conn:  # one connection, each EXPLAIN in its own rolled-back transaction
+        dbapi = conn.connection.dbapi_connection
+        for prefix in (EXPLAIN_JSON, EXPLAIN_TEXT):
             started = time.perf_counter()
             try:
                 with dbapi.cursor() as cursor:

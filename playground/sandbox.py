@@ -228,34 +228,26 @@ def provision() -> Sandbox:
         # A query whose client went away (a killed worker) is cancelled at the next check.
         "client_connection_check_interval": conf("CLIENT_CHECK_INTERVAL_MS"),
     }
+    # One round trip, one transaction: the role, its settings, CONNECT on the database and its
+    # schema appear together or not at all. The ACL lock is a transaction-level one here, held
+    # until the batch commits.
+    statements = [
+        sql.SQL(
+            "CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {} NOSUPERUSER NOCREATEDB "
+            "NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+        ).format(ident, sql.Literal(role_password(role)), sql.Literal(conf("CONNECTION_LIMIT"))),
+        *(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(ident, sql.Identifier(name), sql.Literal(str(value)))
+            for name, value in settings_sql.items()
+        ),
+        sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(ACL_LOCK)),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(engine.url.database), ident),
+        sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident),
+    ]
     with engine.connect() as conn:
-        conn.execute(
-            text(
-                sql.SQL(
-                    "CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {} NOSUPERUSER NOCREATEDB "
-                    "NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
-                )
-                .format(ident, sql.Literal(role_password(role)), sql.Literal(conf("CONNECTION_LIMIT")))
-                .as_string()
-            )
-        )
-        for name, value in settings_sql.items():
-            conn.execute(
-                text(
-                    sql.SQL("ALTER ROLE {} SET {} = {}")
-                    .format(ident, sql.Identifier(name), sql.Literal(str(value)))
-                    .as_string()
-                )
-            )
-        with acl_lock(conn):
-            conn.execute(
-                text(
-                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}")
-                    .format(sql.Identifier(engine.url.database), ident)
-                    .as_string()
-                )
-            )
-        conn.execute(text(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident).as_string()))
+        # Without parameters psycopg sends the batch as one simple query: Postgres runs it as a
+        # single implicit transaction even on this autocommit connection.
+        conn.connection.dbapi_connection.execute(sql.SQL(";\n").join(statements))
     return Sandbox.objects.create(role=role, last_used_at=timezone.now())
 
 

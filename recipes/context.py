@@ -101,6 +101,8 @@ class Setup:
         self.log: list[str] = []
         self.prepared: dict[str, Any] = {}
         """Handed to the variant as `run.prepared`."""
+        self._unanalyzed: list[str] = []
+        """Tables seeded or re-indexed here whose statistics are still to be gathered."""
 
     @contextmanager
     def step(self, what: str) -> Iterator[None]:
@@ -113,10 +115,15 @@ class Setup:
         if dataset.is_current(self.conn, size):
             return
         with self.step(f"seeded {dataset.name} ({_describe(size)})"):
-            dataset.build(self.conn, size)
+            dataset.build(self.conn, size, analyze=False)
+        self._stale(*(model.__tablename__ for model in dataset.models))
 
     def indexes(self, dataset: Dataset, wanted: set[str]) -> None:
-        """Make the dataset's optional indexes exactly `wanted` (others dropped), then ANALYZE."""
+        """Make the dataset's optional indexes exactly `wanted` (others dropped), then ANALYZE.
+
+        One ANALYZE covers the tables just seeded as well: gathering their statistics before the
+        indexes exist would only be repeated here (an expression index has statistics of its own).
+        """
         present = {
             name
             for (name,) in self.conn.execute(
@@ -136,8 +143,19 @@ class Setup:
                 self.conn.execute(text(dataset.indexes[name]))
             changed = True
         if changed:
-            with self.step(f"ANALYZE {dataset.table}"):
-                self.conn.execute(text(f'ANALYZE "{dataset.table}"'))
+            self._stale(dataset.table)
+        self.analyze()
+
+    def analyze(self) -> None:
+        """Gather statistics of the tables seeded or re-indexed since the last call (one ANALYZE)."""
+        if not self._unanalyzed:
+            return
+        tables, self._unanalyzed = self._unanalyzed, []
+        with self.step(f"ANALYZE {', '.join(tables)}"):
+            self.conn.execute(text("ANALYZE " + ", ".join(f'"{t}"' for t in tables)))
+
+    def _stale(self, *tables: str) -> None:
+        self._unanalyzed += [t for t in tables if t not in self._unanalyzed]
 
 
 def _describe(size: dict[str, int]) -> str:

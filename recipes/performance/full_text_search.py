@@ -62,10 +62,11 @@ def paragraphs() -> list[dict[str, str]]:
 class ParagraphSource(Dataset):
     """The distinct paragraphs, sent once in one executemany; articles are built from them in SQL."""
 
-    def build(self, conn, size):
-        super().build(conn, size)
+    def build(self, conn, size, *, analyze=True):
+        super().build(conn, size, analyze=False)
         conn.execute(insert(Paragraph), paragraphs())
-        conn.execute(text("ANALYZE pydoc_paragraphs"))
+        if analyze:
+            conn.execute(text("ANALYZE pydoc_paragraphs"))
 
 
 PARAGRAPHS = ParagraphSource(name="pydoc_paragraphs", models=(Paragraph,), seed_sql=())
