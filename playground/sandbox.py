@@ -312,6 +312,22 @@ def _forget_engine(role: str) -> None:
         engine.dispose()
 
 
+def claim(role: str) -> Sandbox | None:
+    """The registry row of `role`, marked as in use in the same statement; None if it is gone.
+
+    A reaper holds the row locked while it drops the sandbox, so this waits for it and then
+    finds nothing.
+    """
+    now = timezone.now()
+    table = connection.ops.quote_name(Sandbox._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_used_at = %s WHERE role = %s RETURNING id, created_at", [now, role]
+        )
+        row = cursor.fetchone()
+    return Sandbox(id=row[0], role=role, created_at=row[1], last_used_at=now) if row else None
+
+
 def touch(sandbox: Sandbox) -> bool:
     """Mark the sandbox as in use; False when it no longer exists (a reaper dropped it).
 

@@ -22,9 +22,13 @@ STORED_STATEMENTS = 300
 
 
 def sandbox_for(session) -> Sandbox:
-    """This browser session's sandbox, created on first use."""
+    """This browser session's sandbox, marked as in use, created on first use.
+
+    A sandbox a reaper dropped meanwhile is never used: claiming it finds no row (the reaper
+    held it locked while dropping), so a new one is made.
+    """
     role = session.get(SESSION_KEY)
-    found = Sandbox.objects.filter(role=role).first() if role else None
+    found = sandbox.claim(role) if role else None
     if found is None:
         found = sandbox.provision()
         session[SESSION_KEY] = found.role
@@ -36,9 +40,6 @@ def run_recipe(
 ) -> RunResult:
     """Run in this session's sandbox and keep the run in the session's history."""
     box = sandbox_for(session)
-    if not sandbox.touch(box):  # reaped between the lookup and now: never run in a dead one
-        session.pop(SESSION_KEY, None)
-        box = sandbox_for(session)
     sandbox.check_quota(box)
     with sandbox.run_slot():
         result = runner.run(
@@ -69,7 +70,7 @@ def run_recipe(
 
 def _for_storage(result: RunResult) -> dict[str, Any]:
     """The result as JSON, with a long statement list cut (a lazy load can send thousands)."""
-    data = result.to_json()
+    data = dict(result.to_json())  # a copy: the view sends the original
     statements = data["statements"]
     if len(statements) > STORED_STATEMENTS:
         data["statements"] = statements[:STORED_STATEMENTS]

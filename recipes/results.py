@@ -6,7 +6,7 @@ import datetime as dt
 import decimal
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 StatementKind = Literal["query", "transaction", "explain", "copy"]
@@ -82,13 +82,23 @@ class RunResult:
     """What was done to prepare the sandbox before the run (seeding, indexes), with timings."""
 
     def to_json(self) -> dict[str, Any]:
-        return jsonable(asdict(self))
+        """The result as JSON-ready data, built once (the view and the run history both need it).
+
+        Treat it as read-only: copy it before changing anything.
+        """
+        built = self.__dict__.get("_json")
+        if built is None:
+            built = jsonable(self)
+            object.__setattr__(self, "_json", built)
+        return built
 
 
 def jsonable(value: Any) -> Any:
     """Turn driver values (datetimes, UUIDs, decimals, bytes) into JSON-friendly ones."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     if isinstance(value, dt.datetime | dt.date | dt.time):
