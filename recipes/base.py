@@ -194,6 +194,14 @@ class Recipe:
         self.notice = func
         return func
 
+    @property
+    def intro(self) -> str:
+        """The summary, less a first line that only restates the title."""
+        first, _, rest = self.summary.strip().partition("\n")
+        if rest.strip() and first.strip().rstrip(".").lower() == self.title.lower():
+            return rest.strip()
+        return self.summary.strip()
+
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)
 

@@ -58,7 +58,7 @@ def _drop_sandboxes(transactional_db) -> Iterator[None]:
 
 
 def _is_error(message: ConsoleMessage) -> bool:
-    """Console errors, except the browser's own request for a favicon the site does not have."""
+    """Console errors, except for /favicon.ico, which the browser may ask for on its own."""
     return message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico")
 
 
