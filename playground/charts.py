@@ -48,6 +48,44 @@ def comparison_rows(results: list[RunResult]) -> list[ComparisonRow]:
     return rows
 
 
+@dataclass(frozen=True)
+class Lane:
+    """One worker of a timeline, in percent of the chart's width."""
+
+    label: str
+    wait_x: float
+    wait_w: float
+    hold_x: float
+    hold_w: float
+    gave_up: bool
+    tooltip: str
+
+
+def timeline_lanes(timeline: list[list[float | None]]) -> list[Lane]:
+    """[worker, asked, got, done] in ms → lanes: waiting from asked to got, holding from got to done."""
+    end = max((row[3] or 0.0 for row in timeline), default=0.0) or 1.0
+
+    def pct(ms: float) -> float:
+        return round(100 * ms / end, 2)
+
+    lanes = []
+    for worker, asked, got, done in timeline:
+        until = got if got is not None else done
+        lanes.append(
+            Lane(
+                label=f"worker {worker}",
+                wait_x=pct(asked),
+                wait_w=max(pct(until - asked), 0.3),
+                hold_x=pct(until),
+                hold_w=pct(done - got) if got is not None else 0.0,
+                gave_up=got is None,
+                tooltip=f"worker {worker}: waited {until - asked:.1f} ms"
+                + (f", held {done - got:.1f} ms" if got is not None else ", gave up"),
+            )
+        )
+    return lanes
+
+
 PALETTE = ("#2458a6", "#e8871e", "#1c7c3a", "#b3261e", "#7b3fa0", "#0f8b8d", "#6b6b6b", "#c2185b")
 WIDTH, HEIGHT = 640.0, 300.0
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64.0, 16.0, 12.0, 40.0

@@ -216,3 +216,26 @@ class TestHttp:
         stranger = Client()
         assert stranger.get(f"/runs/{newest}/").status_code == 404
         assert stranger.get(f"/runs/diff?a={older}&b={newest}").status_code == 404
+
+
+def test_pool_timeline_is_drawn_per_worker_from_measured_times(engine, run_recipe):
+    from playground.charts import timeline_lanes
+
+    result = run_recipe(
+        engine,
+        "connection-pool",
+        "burst",
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.15,
+        workers=3,
+        hold_ms=100,
+    )
+    timeline = result.metrics["timeline"]
+    assert [row[0] for row in timeline] == [1, 2, 3]
+    lanes = timeline_lanes(timeline)
+    gave_up = [lane for lane in lanes if lane.gave_up]
+    assert len(gave_up) == result.metrics["timed_out"] >= 1  # one connection, 100 ms holds, 0.15 s wait
+    held = [lane for lane in lanes if not lane.gave_up]
+    assert all(0 <= lane.wait_x <= 100 and 0 < lane.hold_x + lane.hold_w <= 100.01 for lane in held)
+    assert max(lane.hold_x + lane.hold_w for lane in held) == pytest.approx(100, abs=0.01) or gave_up

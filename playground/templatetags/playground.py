@@ -95,6 +95,13 @@ def number(value: Any) -> str:
 
 
 @register.filter
+def timeline_lanes(timeline):
+    from playground.charts import timeline_lanes as lanes
+
+    return lanes(timeline)
+
+
+@register.filter
 def statement_stats(statements):
     """Groups of same-shape statements and the headline counts (see playground.stats)."""
     from playground.stats import statement_stats as compute

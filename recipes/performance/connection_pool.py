@@ -197,25 +197,26 @@ class watching:
         self.thread.join()
 
 
-def timeline(run, slots, width=40):
-    """One row per worker: waited, held, outcome, and a text bar (░ waiting, █ holding, ✕ gave up)."""
+def timeline(run, slots):
+    """One row per worker (waited, held, outcome) and the timeline the page draws from them."""
     start = min(s["asked"] for s in slots)
-    span = max(s["done"] for s in slots) - start or 1e-9
-    at = lambda t: round((t - start) / span * width)  # noqa: E731
     rows = []
     for i, s in enumerate(slots, 1):
         got = s["got"] or s["done"]
-        bar = " " * at(s["asked"]) + "░" * (at(got) - at(s["asked"]))
-        bar += "█" * (at(s["done"]) - at(got)) if s["got"] else "✕"
         waited = (got - s["asked"]) * 1000
         held = (s["done"] - s["got"]) * 1000 if s["got"] else 0.0
-        rows.append((i, round(waited, 1), round(held, 1), s["new_connection"], s["pid"], s["outcome"], bar))
+        rows.append((i, round(waited, 1), round(held, 1), s["new_connection"], s["pid"], s["outcome"]))
+    run.metric(
+        "timeline",  # drawn as a chart: [worker, asked, got (None = never), done], ms from the first ask
+        [
+            [i, *(round((t - start) * 1000, 2) if t else None for t in (s["asked"], s["got"], s["done"]))]
+            for i, s in enumerate(slots, 1)
+        ],
+    )
     run.metric("waited_max_ms", max(r[1] for r in rows))
     run.metric("timed_out", sum(r[5].startswith("timed out") for r in rows))
     run.metric("errors", sum(r[5].startswith("error") for r in rows))
-    return Rows(
-        ("worker", "waited ms", "held ms", "new connection", "backend pid", "outcome", "timeline"), rows
-    )
+    return Rows(("worker", "waited ms", "held ms", "new connection", "backend pid", "outcome"), rows)
 
 
 @recipe.variant(slug="burst")
