@@ -36,9 +36,16 @@ def sandbox_for(session) -> Sandbox:
 
 
 def run_recipe(
-    session, recipe: Recipe, variant: str, params: dict[str, Any], *, sweep: uuid.UUID | None = None
+    session,
+    recipe: Recipe,
+    variant: str,
+    params: dict[str, Any],
+    *,
+    sweep: uuid.UUID | None = None,
+    keep: bool = True,
 ) -> RunResult:
-    """Run in this session's sandbox and keep the run in the session's history."""
+    """Run in this session's sandbox and keep the run in the session's history (unless `keep`
+    is False: a warm-up)."""
     box = sandbox_for(session)
     sandbox.check_quota(box)
     with sandbox.run_slot():
@@ -51,6 +58,8 @@ def run_recipe(
         )
     if not result.ok:
         result = replace(result, error=limits.explain_error(result.error))
+    if not keep:
+        return result
     summary = summarize(result.plan.json) if result.plan and result.plan.json else None
     Run.objects.create(
         sandbox=box,
@@ -134,7 +143,12 @@ def stored_run(session, run_id: int) -> Run | None:
 
 
 def compare(session, recipe: Recipe, params: dict[str, Any]) -> list[RunResult]:
-    """Every variant of `recipe` with the same parameters, naive first."""
+    """Every variant of `recipe` with the same parameters, naive first.
+
+    One unrecorded run goes first: otherwise the first variant alone would pay for what is cold
+    (the seed, a new engine's compiled-statement cache, the pool's first connections).
+    """
+    run_recipe(session, recipe, recipe.default_variant, params, keep=False)
     return [run_recipe(session, recipe, slug, params) for slug in recipe.variants]
 
 
