@@ -133,10 +133,6 @@ class PlanSummary:
         """The scan that read the most rows: usually the answer to "why is this slow?"."""
         return max(self.scans, key=lambda n: n.rows_read, default=None)
 
-    @property
-    def hottest(self) -> Node | None:
-        return max(self.nodes, key=lambda n: n.exclusive_ms, default=None)
-
 
 def summarize(plan_json: list[dict[str, Any]]) -> PlanSummary:
     top = plan_json[0]

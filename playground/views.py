@@ -38,7 +38,7 @@ def page_context(request: HttpRequest, recipe: Recipe, form: RunForm, **extra) -
         "recipe": recipe,
         "form": form,
         "sweep_form": sweep_form,
-        "history": [r for r in service.history(request.session, 8)],
+        "history": lambda: service.history(request.session, 8),  # called only by full pages
         **extra,
     }
 

@@ -269,8 +269,6 @@ USERS = Dataset(
     indexes={"ix_users_email_lower": "CREATE INDEX ix_users_email_lower ON users (lower(email))"},
 )
 
-ALL = (DOCUMENTS, LIBRARY, USERS)
-
 
 # --- Writing ----------------------------------------------------------------------------------
 class Account(Base):
@@ -364,4 +362,3 @@ class BulkItem(Base):
 
 # Created empty: the bulk-insert recipe empties it before every run and fills it itself.
 BULK_ITEMS = Dataset(name="bulk_items", models=(BulkItem,), seed_sql=())
-ALL = (*ALL, ACCOUNTS, SHOP, BULK_ITEMS)

@@ -13,6 +13,7 @@ from sqlalchemy import select, text, tuple_
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import DOCUMENTS, Document
 from recipes.notes import rows_read_line
+from recipes.reading.offset_pagination import PAGE_SIZE, TABLE_ROWS
 
 INDEXES = {
     "composite": {"ix_documents_created_id"},
@@ -37,16 +38,8 @@ recipe = Recipe(
             sweepable=True,
             help="Which page to fetch: the cursor is the last row of the page before it.",
         ),
-        Param("size", "int", 20, label="Page size", min=1, max=100),
-        Param(
-            "rows",
-            "int",
-            200_000,
-            label="Table rows",
-            min=1_000,
-            max=1_000_000,
-            help="Rows in documents; changing it re-seeds the table.",
-        ),
+        PAGE_SIZE,
+        TABLE_ROWS,
         Param(
             "index",
             "choice",

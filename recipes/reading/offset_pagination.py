@@ -13,6 +13,18 @@ from recipes.base import Param, Recipe, Rows
 from recipes.datasets import DOCUMENTS, Document
 from recipes.notes import rows_read_line
 
+# Shared with keyset pagination, so a sweep draws both over the same page sizes and tables.
+PAGE_SIZE = Param("size", "int", 20, label="Page size", min=1, max=100)
+TABLE_ROWS = Param(
+    "rows",
+    "int",
+    200_000,
+    label="Table rows",
+    min=1_000,
+    max=1_000_000,
+    help="Rows in documents; changing it re-seeds the table.",
+)
+
 recipe = Recipe(
     slug="offset-pagination",
     title="Offset pagination",
@@ -30,16 +42,8 @@ recipe = Recipe(
             sweepable=True,
             help="Page number; the first row shown is (page − 1) × size.",
         ),
-        Param("size", "int", 20, label="Page size", min=1, max=100),
-        Param(
-            "rows",
-            "int",
-            200_000,
-            label="Table rows",
-            min=1_000,
-            max=1_000_000,
-            help="Rows in documents; changing it re-seeds the table.",
-        ),
+        PAGE_SIZE,
+        TABLE_ROWS,
     ),
     docs=(
         ("PostgreSQL: LIMIT and OFFSET", "https://www.postgresql.org/docs/current/queries-limit.html"),
