@@ -137,7 +137,8 @@ def figure_capture(repeat: int) -> list[Figure]:
     from sqlalchemy import create_engine, event
 
     import recipes
-    from playground import runner, sandbox
+    from playground import sandbox
+    from playground.running import runner
     from recipes.base import Params
     from recipes.context import Run
 
@@ -215,7 +216,8 @@ def interleave(a: Callable[[], float], b: Callable[[], float], repeat: int, warm
 # --- figure 4: reported timings vs EXPLAIN ANALYZE --------------------------------------------
 def figure_honesty(repeat: int) -> list[Figure]:
     import recipes
-    from playground import runner, sandbox
+    from playground import sandbox
+    from playground.running import runner
 
     box = sandbox.provision()
     engine = sandbox.engine_for(box)
@@ -373,7 +375,7 @@ def post_run(browser, slug: str, variant: str, params: dict[str, Any]) -> tuple[
 def session_role(browser) -> str:
     from django.contrib.sessions.backends.db import SessionStore
 
-    from playground.service import SESSION_KEY
+    from playground.running.service import SESSION_KEY
 
     return SessionStore(session_key=browser.cookies["sessionid"])[SESSION_KEY]
 

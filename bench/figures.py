@@ -30,8 +30,9 @@ def main(argv: list[str]) -> None:
 
     django.setup()
     import recipes
-    from playground import runner, sandbox
-    from playground.forms import RunForm
+    from playground import sandbox
+    from playground.running import runner
+    from playground.web.forms import RunForm
 
     chosen = [recipes.get(args.recipe)] if args.recipe else list(recipes.REGISTRY.values())
     if None in chosen:

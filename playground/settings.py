@@ -44,7 +44,7 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-only-not-secret-recipe-playground"
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
-CSRF_FAILURE_VIEW = "playground.views.csrf_failure"
+CSRF_FAILURE_VIEW = "playground.web.views.csrf_failure"
 
 # --- HTTPS, cookies, reverse proxy, CSP ----------------------------------------------------
 # One switch for a site served over HTTPS (directly or by a proxy); each part can be overridden.
@@ -83,7 +83,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "playground.access.HealthCheckMiddleware",  # first: probes skip host checks and redirects
+    "playground.web.access.HealthCheckMiddleware",  # first: probes skip host checks and redirects
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -92,7 +92,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "playground.access.LoginRequiredMiddleware",  # a no-op unless PLAYGROUND_REQUIRE_LOGIN
+    "playground.web.access.LoginRequiredMiddleware",  # a no-op unless PLAYGROUND_REQUIRE_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -109,7 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.template.context_processors.csrf",
                 "django.template.context_processors.csp",
-                "playground.access.login_context",
+                "playground.web.access.login_context",
             ],
         },
     },

@@ -1,17 +1,17 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground import views, views_explore
+from playground.web import explore, views
 
 urlpatterns = [
     path("", views.shelf, name="shelf"),
     path("recipes/<slug:slug>/", views.recipe_page, name="recipe"),
     path("recipes/<slug:slug>/run", views.recipe_run, name="recipe-run"),
     path("recipes/<slug:slug>/compare", views.recipe_compare, name="recipe-compare"),
-    path("recipes/<slug:slug>/sweep", views_explore.recipe_sweep, name="recipe-sweep"),
-    path("history", views_explore.history, name="history"),
-    path("runs/<int:run_id>/", views_explore.run_detail, name="run"),
-    path("runs/diff", views_explore.run_diff, name="run-diff"),
+    path("recipes/<slug:slug>/sweep", explore.recipe_sweep, name="recipe-sweep"),
+    path("history", explore.history, name="history"),
+    path("runs/<int:run_id>/", explore.run_detail, name="run"),
+    path("runs/diff", explore.run_diff, name="run-diff"),
     path("api/recipes", views.api_recipes, name="api-recipes"),
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
     path("sandbox/reset", views.sandbox_reset, name="sandbox-reset"),

@@ -1,7 +1,7 @@
 """The vocabulary every recipe module speaks: parameters, variants, recipes and their results.
 
 Nothing here knows about Django. A recipe module declares a `Recipe`, registers variants on it
-with `@recipe.variant`, and the runner (`playground.runner.run`) does the rest.
+with `@recipe.variant`, and the runner (`playground.running.runner.run`) does the rest.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playground.plan import PlanSummary, summarize
+from recipes.plan import PlanSummary, summarize
 from recipes.results import RunResult
 
 

@@ -16,9 +16,9 @@ from psycopg import sql
 from sqlalchemy import URL, Engine
 
 import recipes
-from playground import runner
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
+from playground.running import runner
 from recipes.results import RunResult
 
 TEST_ROLE_PREFIX = "sbxt_"

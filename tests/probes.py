@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
-from playground.service import SESSION_KEY
+from playground.running.service import SESSION_KEY
 from recipes.base import Recipe, Rows
 
 

@@ -49,10 +49,10 @@ def main() -> None:
     from django.db import close_old_connections
     from django.test import Client
 
-    from playground import limits, runner
     from playground import sandbox as sandboxes
     from playground.models import Sandbox
-    from playground.service import SESSION_KEY
+    from playground.running import limits, runner
+    from playground.running.service import SESSION_KEY
     from tests.probes import probe
 
     call_command("migrate", verbosity=0)

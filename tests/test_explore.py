@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from playground import sandbox as sandboxes
 from playground.models import Run, Sandbox
-from playground.plan import summarize
-from playground.stats import statement_stats
+from recipes.plan import summarize
+from recipes.stats import statement_stats
 
 
 def explain(engine, sql: str, *settings: str) -> list:
@@ -219,7 +219,7 @@ class TestHttp:
 
 
 def test_pool_timeline_is_drawn_per_worker_from_measured_times(engine, run_recipe):
-    from playground.charts import timeline_lanes
+    from playground.web.charts import timeline_lanes
 
     result = run_recipe(
         engine,

@@ -18,10 +18,10 @@ from django.db import connection
 from django.utils import timezone
 from sqlalchemy import text
 
-from playground import limits, runner, service
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
-from playground.service import SESSION_KEY
+from playground.running import limits, runner, service
+from playground.running.service import SESSION_KEY
 from tests.conftest import TEST_ROLE_PREFIX
 from tests.probes import activity, probe, sandboxed_session, wait_for
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from playground import sandbox as sandboxes
 from playground.models import Run, Sandbox
-from playground.service import SESSION_KEY
+from playground.running.service import SESSION_KEY
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

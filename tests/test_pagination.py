@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import text
 
 import recipes
-from playground import runner
-from playground.plan import PlanSummary, summarize
+from playground.running import runner
+from recipes.plan import PlanSummary, summarize
 from recipes.results import RunResult
 from tests.conftest import ROWS
 

@@ -10,9 +10,9 @@ from sqlalchemy import text
 
 import recipes
 from playground import sandbox as sandboxes
-from playground.forms import RunForm
-from playground.plan import summarize
 from playground.templatetags.playground import cell
+from playground.web.forms import RunForm
+from recipes.plan import summarize
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP
 from tests.conftest import connect_kwargs
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
-from playground import runner
-from playground.capture import Capture
+from playground.running import runner
+from playground.running.capture import Capture
 from recipes.base import Recipe
 
 pytestmark = pytest.mark.django_db(transaction=True)

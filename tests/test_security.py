@@ -23,11 +23,11 @@ from django.test import Client
 from sqlalchemy import exc, text
 
 import recipes
-from playground import limits, service
 from playground import sandbox as sandboxes
-from playground.forms import RunForm
 from playground.models import RunAllowance, Sandbox
-from playground.service import SESSION_KEY
+from playground.running import limits, service
+from playground.running.service import SESSION_KEY
+from playground.web.forms import RunForm
 from recipes.results import Plan, RunResult, Statement, TableRows
 from tests.conftest import connect_kwargs
 from tests.probes import activity, probe, recipe_of, sandboxed_session, wait_for

@@ -15,7 +15,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PostgresLexer, PythonLexer
 
-from playground.plan import PlanSummary, summarize
+from recipes.plan import PlanSummary, summarize
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP, jsonable
 
 register = template.Library()
@@ -96,15 +96,15 @@ def number(value: Any) -> str:
 
 @register.filter
 def timeline_lanes(timeline):
-    from playground.charts import timeline_lanes as lanes
+    from playground.web.charts import timeline_lanes as lanes
 
     return lanes(timeline)
 
 
 @register.filter
 def statement_stats(statements):
-    """Groups of same-shape statements and the headline counts (see playground.stats)."""
-    from playground.stats import statement_stats as compute
+    """Groups of same-shape statements and the headline counts (see recipes.stats)."""
+    from recipes.stats import statement_stats as compute
 
     return compute(statements)
 

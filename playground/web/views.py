@@ -14,11 +14,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 import recipes
-from playground import limits, sandbox, service
-from playground.charts import comparison_rows
-from playground.forms import RunForm, SweepForm, json_errors
-from playground.runner import SetupError
+from playground import sandbox
+from playground.running import limits, service
+from playground.running.runner import SetupError
 from playground.sandbox import SandboxLimitError
+from playground.web.charts import comparison_rows
+from playground.web.forms import RunForm, SweepForm, json_errors
 from recipes.base import Recipe
 
 

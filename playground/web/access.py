@@ -27,7 +27,7 @@ class HealthCheckMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info == HEALTH_PATH:
-            from playground.views import healthz
+            from playground.web.views import healthz
 
             return healthz(request)
         return self.get_response(request)

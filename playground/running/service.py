@@ -9,12 +9,13 @@ from typing import Any
 from django.conf import settings
 
 import recipes
-from playground import limits, runner, sandbox
-from playground.charts import LineChart, line_chart
-from playground.forms import Y_AXES, RunForm, SweepSpec
+from playground import sandbox
 from playground.models import Run, Sandbox
-from playground.plan import summarize
+from playground.running import limits, runner
+from playground.web.charts import LineChart, line_chart
+from playground.web.forms import Y_AXES, RunForm, SweepSpec
 from recipes.base import Recipe
+from recipes.plan import summarize
 from recipes.results import RunResult
 
 SESSION_KEY = "sandbox"

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from playground.capture import Capture, install, record
+from playground.running.capture import Capture, install, record
 from recipes.base import Params, Recipe, Rows
 from recipes.context import Run, Setup
 from recipes.results import Plan, RunResult, Statement, TableRows, jsonable

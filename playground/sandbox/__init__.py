@@ -25,8 +25,8 @@ from psycopg import sql
 from sqlalchemy import URL, Engine, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 
-from playground import capture
 from playground.models import RunAllowance, Sandbox
+from playground.running import capture
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
 import recipes
-from playground import service
-from playground.forms import MAX_SWEEP_RUNS, RunForm, SweepForm, json_errors
-from playground.plan import summarize
-from playground.views import _recipe, _wants_json, guarded, page_context
+from playground.running import service
+from playground.web.forms import MAX_SWEEP_RUNS, RunForm, SweepForm, json_errors
+from playground.web.views import _recipe, _wants_json, guarded, page_context
+from recipes.plan import summarize
 from recipes.results import result_from_json
 
 

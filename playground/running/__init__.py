@@ -1,0 +1,1 @@
+"""Running a recipe: capture, the runner, the run allowance, and what a session asks for."""
