@@ -212,6 +212,11 @@ class TestHttp:
         changes = " ".join(diff["changes"])
         assert "index none → composite" in changes
         assert "Seq Scan" in changes  # the plan node that went away
+        page = client.get(f"/runs/diff?a={older}&b={newest}")
+        assert page.status_code == 200, page.content[:300]
+        html = page.content.decode()
+        assert html.count('class="results"') == 2 and "index none → composite" in html
+        assert f'href="/runs/{older}/"' in html and f'href="/runs/{newest}/"' in html
 
         stranger = Client()
         assert stranger.get(f"/runs/{newest}/").status_code == 404
