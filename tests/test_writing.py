@@ -116,6 +116,17 @@ def test_a_deleted_email_blocks_sign_up_until_uniqueness_covers_live_rows_only(e
     assert any("sign-up" in line for line in again.setup)
 
 
+def test_the_full_unique_is_put_back_even_when_another_sandbox_holds_one(make_sandbox, run_recipe):
+    """Catalogs are shared by every sandbox: the check must look at this sandbox's table only."""
+    email = "account3@example.com"
+    other, mine = (sandboxes.engine_for(make_sandbox()) for _ in range(2))
+    run_recipe(other, "soft-delete", "list-live")  # the other sandbox keeps its full UNIQUE
+    assert run_recipe(mine, "soft-delete", "partial-unique-index", email=email).ok
+    again = run_recipe(mine, "soft-delete", "re-register", email=email)
+    failed_with(again, "accounts_email_key")
+    assert any("put back the full UNIQUE" in line for line in again.setup)
+
+
 def test_forgotten_filter_shows_deleted_rows_and_the_central_filter_adds_it(engine, run_recipe):
     forgot = run_recipe(engine, "soft-delete", "list-forgot-filter")
     live = run_recipe(engine, "soft-delete", "list-live")

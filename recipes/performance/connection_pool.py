@@ -180,7 +180,10 @@ class watching:
             while not self.stop.is_set():
                 self.seen.append(
                     conn.execute(
-                        text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"),
+                        text(  # every sandbox's backends are listed: count this role's own only
+                            "SELECT count(*) FROM pg_stat_activity "
+                            "WHERE usename = current_user AND application_name = :app"
+                        ),
                         {"app": APP},
                     ).scalar()
                 )

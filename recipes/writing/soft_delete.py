@@ -64,13 +64,17 @@ def prepare(setup, p):
     if signed_up:
         setup.log.append(f"removed {signed_up} sign-up(s) left by an earlier run")
     if conn.execute(text("SELECT to_regclass('ux_accounts_email_live') IS NOT NULL")).scalar():
-        with setup.step("put back the full UNIQUE (email) constraint"):
+        with setup.step("dropped the partial unique index"):
             conn.execute(text("DROP INDEX ux_accounts_email_live"))
-    if not conn.execute(
-        text("SELECT count(*) FROM pg_constraint WHERE conname = 'accounts_email_key'")
-    ).scalar():
-        conn.execute(text("ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email)"))
-        conn.execute(text("ANALYZE accounts"))
+    # pg_constraint holds every sandbox's constraints: look at this sandbox's table only.
+    held = (
+        "SELECT count(*) FROM pg_constraint "
+        "WHERE conrelid = 'accounts'::regclass AND conname = 'accounts_email_key'"
+    )
+    if not conn.execute(text(held)).scalar():
+        with setup.step("put back the full UNIQUE (email) constraint"):
+            conn.execute(text("ALTER TABLE accounts ADD CONSTRAINT accounts_email_key UNIQUE (email)"))
+            conn.execute(text("ANALYZE accounts"))
 
 
 @recipe.helper
