@@ -231,6 +231,8 @@ def test_batched_inserts_count_rows_per_statement_and_keep_the_capture_small(eng
     assert sum(s.batches for s in inserts) == rows
     assert max(s.batches for s in inserts) <= batch
     assert all(s.parameters_omitted > 0 and len(s.sql) < 4000 for s in inserts)
+    assert all("characters left out" in s.sql for s in inserts)
+    assert all(s.sql.endswith("RETURNING bulk_items.id") for s in inserts)
     assert result.metrics["ids_returned"] == rows
 
 

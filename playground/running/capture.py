@@ -166,9 +166,7 @@ def _statement(
 ) -> Statement:
     """A Statement with big parameter lists and SQL texts cut down, unless it is the main one."""
     kept, omitted = (_copy(parameters), 0) if main else _trim(parameters)
-    text = sql
-    if not main and len(sql) > SQL_KEPT:
-        text = f"{sql[:SQL_KEPT]} … [{len(sql) - SQL_KEPT:,} more characters]"
+    text = sql if main else _shorten(sql)
     return Statement(
         sql=text,
         parameters=kept,
@@ -180,6 +178,16 @@ def _statement(
         parameters_omitted=omitted,
         cache=cache,
     )
+
+
+def _shorten(sql: str) -> str:
+    """Keep the head and the tail of a long text: a batched INSERT's VALUES list fills the middle,
+    and what comes after it (RETURNING, ON CONFLICT) matters as much as the start."""
+    if len(sql) <= SQL_KEPT:
+        return sql
+    tail = SQL_KEPT // 3
+    head = SQL_KEPT - tail
+    return f"{sql[:head]} … [{len(sql) - SQL_KEPT:,} characters left out] … {sql[-tail:]}"
 
 
 def _parameter_sets(parameters: Any, executemany: bool) -> int:
