@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from recipes.plan import PlanSummary, summarize
+from recipes.plan import PlanSummary
 from recipes.results import RunResult
 
 
 def plan_of(result: RunResult) -> PlanSummary | None:
-    if result.plan is None or not result.plan.json:
-        return None
-    return summarize(result.plan.json)
+    return result.plan.summary if result.plan is not None else None
 
 
 def scan_phrase(summary: PlanSummary) -> str:

@@ -129,6 +129,16 @@ class PlanSummary:
         return sum(n.rows_read for n in self.scans)
 
     @property
+    def shared_hit(self) -> int:
+        """Pages found in shared buffers by the whole plan (the top node's count includes its children)."""
+        return self.nodes[0].shared_hit if self.nodes else 0
+
+    @property
+    def shared_read(self) -> int:
+        """Pages the whole plan had to read in from the OS or disk."""
+        return self.nodes[0].shared_read if self.nodes else 0
+
+    @property
     def key_scan(self) -> Node | None:
         """The scan that read the most rows: usually the answer to "why is this slow?"."""
         return max(self.scans, key=lambda n: n.rows_read, default=None)

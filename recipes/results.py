@@ -7,7 +7,11 @@ import decimal
 import re
 import uuid
 from dataclasses import dataclass, field, fields, is_dataclass
+from functools import cached_property
 from typing import Any, Literal
+
+from recipes.figures import Figures, figures_of
+from recipes.plan import PlanSummary, summarize
 
 StatementKind = Literal["query", "transaction", "explain", "copy"]
 _IN_LIST = re.compile(r"IN \((?:%\(\w+\)s(?:::\w+)?(?:, )?)+\)")
@@ -57,6 +61,11 @@ class Plan:
     text: str
     """The same statement's plan in Postgres' text format."""
 
+    @cached_property
+    def summary(self) -> PlanSummary | None:
+        """The plan read once (nodes, rows read, buffers); None when EXPLAIN failed."""
+        return summarize(self.json) if self.json else None
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -81,6 +90,11 @@ class RunResult:
     setup: list[str] = field(default_factory=list)
     """What was done to prepare the sandbox before the run (seeding, indexes), with timings."""
 
+    @cached_property
+    def figures(self) -> Figures:
+        """The headline figures, derived once (see recipes.figures)."""
+        return figures_of(self)
+
     def to_json(self) -> dict[str, Any]:
         """The result as JSON-ready data, built once (the view and the run history both need it).
 
@@ -89,6 +103,13 @@ class RunResult:
         built = self.__dict__.get("_json")
         if built is None:
             built = jsonable(self)
+            f = self.figures
+            built["figures"] = {
+                "rows_fetched": f.rows_fetched,
+                "rows_read": f.rows_read,
+                "buffers_hit": f.buffers_hit,
+                "buffers_read": f.buffers_read,
+            }
             object.__setattr__(self, "_json", built)
         return built
 

@@ -15,7 +15,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import PostgresLexer, PythonLexer
 
-from recipes.plan import PlanSummary, summarize
+from recipes.figures import DEFINITIONS
+from recipes.plan import PlanSummary
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP, jsonable
 
 register = template.Library()
@@ -75,9 +76,7 @@ def _css() -> str:
 
 @register.filter
 def plan_summary(plan) -> PlanSummary | None:
-    if plan is None or not plan.json:
-        return None
-    return summarize(plan.json)
+    return plan.summary if plan is not None else None
 
 
 @register.filter
@@ -94,11 +93,24 @@ def number(value: Any) -> str:
     return str(value)
 
 
+@register.simple_tag
+def figure_definitions() -> dict[str, str]:
+    """One line per headline figure, from the module that derives the figures."""
+    return DEFINITIONS
+
+
 @register.filter
 def field_label(name: str, form: Any) -> str:
     """The label a person sees for a form field, for error lists that arrive keyed by name."""
     field = form.fields.get(name) if form is not None else None
     return str(field.label) if field is not None and field.label else name
+
+
+@register.filter
+def work_label(rows):
+    from playground.web.charts import work_label as label
+
+    return label(rows)
 
 
 @register.filter

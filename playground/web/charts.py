@@ -17,35 +17,52 @@ class ComparisonRow:
     error: str | None
     queries: int
     rows_fetched: int
+    rows_read: int | None
+    """Rows the main query's plan read; None for a run without a plan."""
+    buffers: int | None
+    """Pages the main query's plan touched (hit + read)."""
     elapsed_ms: float
     db_ms: float
     metrics: dict
-    queries_bar: float
+    work_bar: float
+    """Rows read by the main query (rows fetched when no variant has a plan), scaled to the largest."""
     time_bar: float
 
 
 def comparison_rows(results: list[RunResult]) -> list[ComparisonRow]:
-    """One row per run with bar lengths scaled to the largest value of each figure."""
-    most_queries = max((r.query_count for r in results), default=0) or 1
+    """One row per run with bar lengths scaled to the largest value of each figure.
+
+    The bars show work and time rather than query counts: variants of one recipe often send
+    the same number of queries (keyset and offset both send one) while reading very different
+    numbers of rows.
+    """
+    figures = [r.figures for r in results]
+    planned = any(f.rows_read is not None for f in figures)
+    work = [(f.rows_read or 0) if planned else f.rows_fetched for f in figures]
+    most_work = max(work, default=0) or 1
     slowest = max((r.elapsed_ms for r in results), default=0.0) or 1.0
-    rows = []
-    for r in results:
-        fetched = sum(s.rowcount or 0 for s in r.statements if s.kind == "query")
-        rows.append(
-            ComparisonRow(
-                variant=r.variant,
-                ok=r.ok,
-                error=r.error,
-                queries=r.query_count,
-                rows_fetched=fetched,
-                elapsed_ms=r.elapsed_ms,
-                db_ms=r.db_ms,
-                metrics=r.metrics,
-                queries_bar=round(BAR_MAX * r.query_count / most_queries, 1),
-                time_bar=round(BAR_MAX * r.elapsed_ms / slowest, 1),
-            )
+    return [
+        ComparisonRow(
+            variant=r.variant,
+            ok=r.ok,
+            error=r.error,
+            queries=f.queries,
+            rows_fetched=f.rows_fetched,
+            rows_read=f.rows_read,
+            buffers=(f.buffers_hit or 0) + (f.buffers_read or 0) if f.plan else None,
+            elapsed_ms=r.elapsed_ms,
+            db_ms=r.db_ms,
+            metrics=r.metrics,
+            work_bar=round(BAR_MAX * w / most_work, 1),
+            time_bar=round(BAR_MAX * r.elapsed_ms / slowest, 1),
         )
-    return rows
+        for r, f, w in zip(results, figures, work, strict=True)
+    ]
+
+
+def work_label(rows: list[ComparisonRow]) -> str:
+    """What the blue bar measures for these rows."""
+    return "rows read by the main query" if any(r.rows_read is not None for r in rows) else "rows fetched"
 
 
 @dataclass(frozen=True)
