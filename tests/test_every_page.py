@@ -1,0 +1,112 @@
+"""Every URL pattern rendered as a page, as an htmx partial and as JSON, for a session with history.
+
+A template error anywhere shows up here as a 500, whichever rendering it hides in. The session
+holds plain runs, a compare and a sweep, so the history and diff pages have something to show.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, get_resolver
+
+from playground import sandbox as sandboxes
+from playground.models import Run, Sandbox
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RENDERINGS = {
+    "page": {},
+    "htmx": {"HTTP_HX_REQUEST": "true"},
+    "json": {"HTTP_ACCEPT": "application/json"},
+}
+SMALL = {"rows": "1000", "index": "composite"}
+
+
+def url_names() -> set[str]:
+    return {p.name for p in get_resolver().url_patterns if isinstance(p, URLPattern) and p.name}
+
+
+@pytest.fixture
+def client() -> Client:
+    """A session with two runs, a compare and a finished sweep of keyset pagination."""
+    client = Client()
+    for index in ("none", "composite"):
+        client.post("/recipes/keyset-pagination/run", {"variant": "keyset", **SMALL, "index": index})
+    client.post("/recipes/exists-count/compare", {"variant": "exists", "rows": "1000"})
+    client.post(
+        "/recipes/keyset-pagination/sweep",
+        {
+            "variant": "keyset",
+            **SMALL,
+            "sweep_param": "page",
+            "sweep_from": "1",
+            "sweep_to": "30",
+            "sweep_points": "2",
+            "sweep_y": "rows_read",
+        },
+    )
+    assert Run.objects.count() >= 6
+    yield client
+    for box in Sandbox.objects.all():
+        sandboxes.drop(box)
+
+
+def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
+    """(url name, method, path, data) for every pattern, filled in from the session's runs."""
+    run_form = {"variant": "keyset", **SMALL, "page": "3"}
+    sweep = {**run_form, "sweep_param": "page", "sweep_from": "1", "sweep_to": "20", "sweep_points": "2"}
+    return [
+        ("shelf", "get", "/", {}),
+        ("recipe", "get", "/recipes/keyset-pagination/?page=4", {}),
+        ("recipe-run", "post", "/recipes/keyset-pagination/run", run_form),
+        (
+            "recipe-compare",
+            "post",
+            "/recipes/offset-pagination/compare",
+            {"variant": "offset", "rows": "1000"},
+        ),
+        ("recipe-sweep", "post", "/recipes/keyset-pagination/sweep", {**sweep, "sweep_y": "query_count"}),
+        ("history", "get", "/history", {}),
+        ("run", "get", f"/runs/{runs[-1]}/", {}),
+        ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
+        ("api-recipes", "get", "/api/recipes", {}),
+        ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),
+        ("sandbox-reset", "post", "/sandbox/reset", {}),
+        ("healthz", "get", "/healthz", {}),
+        ("login", "get", "/accounts/login/", {}),
+        ("logout", "post", "/accounts/logout/", {}),
+    ]
+
+
+@pytest.mark.parametrize("rendering", list(RENDERINGS))
+def test_every_url_renders_in_every_way_it_offers(client, rendering):
+    headers = RENDERINGS[rendering]
+    failures = []
+    runs = list(Run.objects.order_by("pk").values_list("pk", flat=True))
+    for name, method, path, data in requests(runs):
+        if name == "api-run":
+            response = client.post(
+                path,
+                {"variant": "keyset", "params": {"page": 2, "rows": 1000}},
+                content_type="application/json",
+                **headers,
+            )
+        else:
+            response = getattr(client, method)(path, data, **headers)
+        if response.status_code >= 500 or response.status_code == 404:
+            failures.append(f"{name} {path}: {response.status_code} {response.content[:200]!r}")
+            continue
+        kind = response.get("Content-Type", "")
+        offers_json = name.startswith("api") or name in ("run", "history", "run-diff", "recipe-run")
+        if rendering == "json" and offers_json and "application/json" not in kind:
+            failures.append(f"{name}: asked for JSON, got {kind}")
+        whole_page = rendering == "page" and "text/html" in kind and method == "get"
+        if whole_page and b"</html>" not in response.content:
+            failures.append(f"{name}: not a whole page")
+    assert not failures, "\n".join(failures)
+
+
+def test_every_url_pattern_is_in_the_list():
+    listed = {name for name, *_ in requests([1, 2])}
+    assert url_names() <= listed, f"add these to requests(): {url_names() - listed}"
