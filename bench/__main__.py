@@ -138,7 +138,9 @@ def figure_capture(repeat: int) -> list[Figure]:
 
     import recipes
     from playground import sandbox
+    from playground.conf import setting
     from playground.running import runner
+    from playground.sandbox import engines
     from recipes.base import Params
     from recipes.context import Run
 
@@ -146,12 +148,12 @@ def figure_capture(repeat: int) -> list[Figure]:
     captured = sandbox.engine_for(box)
     bare = create_engine(
         captured.url,
-        pool_size=sandbox.conf("SANDBOX_POOL_SIZE"),
-        max_overflow=sandbox.SANDBOX_MAX_OVERFLOW,
+        pool_size=setting("SANDBOX_POOL_SIZE"),
+        max_overflow=engines.SANDBOX_MAX_OVERFLOW,
         pool_pre_ping=True,
         connect_args={"prepare_threshold": None},
     )
-    event.listen(bare, "reset", sandbox._discard_session_state)
+    event.listen(bare, "reset", engines.discard_session_state)
     cases = [
         ("eager-loading", "lazy", {"authors": 50}, "lazy N+1, 50 authors (51 queries)"),
         ("offset-pagination", "offset", {"size": 20}, "20-row page + count (2 queries)"),
@@ -522,13 +524,14 @@ def small_params(recipe) -> dict[str, Any]:
 def figure_memory(site: Gunicorn, runs: int) -> list[Figure]:
     import recipes
     from playground import sandbox
+    from playground.conf import setting
 
     plan = [
         (recipe.slug, variant, small_params(recipe))
         for recipe in recipes.REGISTRY.values()
         for variant in recipe.variants
     ]
-    browsers = [site.browser() for _ in range(sandbox.conf("SANDBOX_ENGINE_CACHE") + 2)]
+    browsers = [site.browser() for _ in range(setting("SANDBOX_ENGINE_CACHE") + 2)]
     (worker,) = site.workers()
     post_run(browsers[0], *plan[0])
     first = worker.memory_info().rss
@@ -548,7 +551,7 @@ def figure_memory(site: Gunicorn, runs: int) -> list[Figure]:
         held = conn.execute(
             text("SELECT count(*) FROM pg_stat_activity WHERE starts_with(usename, :p)"), {"p": ROLE_PREFIX}
         ).scalar()
-    bound = sandbox.conf("SANDBOX_ENGINE_CACHE") * sandbox.conf("SANDBOX_POOL_SIZE")
+    bound = setting("SANDBOX_ENGINE_CACHE") * setting("SANDBOX_POOL_SIZE")
     return [
         Figure(
             name=f"memory: worker RSS after {runs:,} runs",
@@ -559,7 +562,7 @@ def figure_memory(site: Gunicorn, runs: int) -> list[Figure]:
             met=growth <= 20,
             details=[
                 f"{len(plan)} recipe/variant pairs in turn, small sizes, {len(browsers)} sessions "
-                f"(engine cache {sandbox.conf('SANDBOX_ENGINE_CACHE')}); {runs / wall:.0f} runs/s",
+                f"(engine cache {setting('SANDBOX_ENGINE_CACHE')}); {runs / wall:.0f} runs/s",
                 "growth along the way: " + ", ".join(trend),
                 f"sandbox connections still open afterwards: {held} (pooled, at most {bound})",
             ],

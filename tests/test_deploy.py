@@ -477,9 +477,7 @@ def least_privileged_admin(settings) -> Iterator[str]:
     url = superuser.set(username=ADMIN, password=password, database=database)
     settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_DATABASE_URL": url.render_as_string(False)}
     yield ADMIN
-    engine = sandboxes._admin.pop(url, None)
-    if engine is not None:
-        engine.dispose()
+    sandboxes.forget_admin_engine(url)
     _drop_admin(superuser, database)
 
 

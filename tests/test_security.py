@@ -136,7 +136,7 @@ def test_the_connection_limit_is_enforced_with_a_clear_message(settings, session
     warm = service.run_recipe(session, probe("SELECT 1"), "probe", {})
     assert warm.ok, warm.error
     box = Sandbox.objects.get(role=session[SESSION_KEY])
-    sandboxes._forget_engine(box.role)  # no pooled connection of its own left open
+    sandboxes.forget_engine(box.role)  # no pooled connection of its own left open
 
     def hog(run, p):
         engine = run.engine_with(pool_size=limit + 1, max_overflow=0)
@@ -154,7 +154,7 @@ def test_the_connection_limit_is_enforced_with_a_clear_message(settings, session
     assert result.error.startswith(f"This sandbox already holds its {limit} connections")
 
     url = sandboxes.engine_for(box).url
-    sandboxes._forget_engine(box.role)
+    sandboxes.forget_engine(box.role)
     wait_for(lambda: not activity(box.role), timeout=5)
     credentials = {"user": box.role, "password": sandboxes.role_password(box.role)}
     held = [psycopg.connect(**connect_kwargs(url, **credentials)) for _ in range(limit)]
