@@ -307,6 +307,7 @@ def test_lock_timeout_stops_a_blocked_run(settings, session):
     assert after.ok and after.rows.data == [[2]]
 
 
+@pytest.mark.slow
 def test_idle_in_transaction_timeout_ends_an_abandoned_transaction(settings, session):
     with_role_settings(settings, IDLE_IN_TRANSACTION_TIMEOUT_MS=300)
 
@@ -389,6 +390,7 @@ def test_sandbox_size_quota_refuses_growth_until_reset(settings, drop_all_sandbo
     assert after.status_code == 200 and after.json()["ok"]
 
 
+@pytest.mark.slow
 def test_a_million_row_documents_table_fits_the_default_quota(make_sandbox, run_recipe, settings):
     box = make_sandbox()
     result = run_recipe(sandboxes.engine_for(box), "keyset-pagination", "keyset", rows=1_000_000)
