@@ -1,5 +1,6 @@
 # The two commands a newcomer needs:  make run   and   make test
 # Both create .venv on first use and install the pinned dependencies into it.
+# While changing code: make check (lint, then the tests without the browser and slow ones).
 SHELL := /bin/bash
 VENV  := .venv
 BIN   := $(VENV)/bin
@@ -15,7 +16,7 @@ CHROMIUM := /usr/bin/chromium
 # The deployment tests put Debian's PgBouncer in front of the database.
 PGBOUNCER := /usr/sbin/pgbouncer
 
-.PHONY: run test bench lint format reap clean chromium pgbouncer
+.PHONY: run test check bench lint format reap clean chromium pgbouncer
 
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
@@ -23,6 +24,10 @@ run: $(VENV)/.runtime
 
 test: $(VENV)/.dev chromium pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop: no browser, no subprocess servers, no Postgres restart (markers in pyproject.toml).
+check: lint
+	$(BIN)/python -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 # What the playground adds on top of Postgres, each figure beside its reference (docs/performance.md).
 bench: $(VENV)/.runtime

@@ -55,7 +55,7 @@ def drop_test_roles() -> list[str]:
     if not roles:
         return []
     for role in roles:
-        sandboxes._forget_engine(role)
+        sandboxes.forget_engine(role)
     dbname = url.database if has_db else "postgres"
     with psycopg.connect(**connect_kwargs(url, dbname=dbname), autocommit=True) as conn:
         for role in roles:

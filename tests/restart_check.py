@@ -109,8 +109,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        for engine in list(sandboxes._engines.values()) + list(sandboxes._admin.values()):
-            engine.dispose()
+        sandboxes.dispose_engines()
         stop_embedded(pgdata)
     print("REPORT " + json.dumps(report))
 

@@ -24,7 +24,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 20_000
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture(scope="module", autouse=True)

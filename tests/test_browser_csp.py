@@ -17,7 +17,7 @@ from tests.test_browser import (  # noqa: F401  (fixtures)
     browser,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 RECORD_VIOLATIONS = """
 window.__csp = [];

@@ -82,6 +82,7 @@ def manage(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.Co
 
 
 # --- check --deploy -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_check_deploy_passes_with_production_settings():
     env = production_env(DATABASE_URL="postgres://app@db.internal/playground")
     done = manage("check", "--deploy", "--fail-level", "WARNING", env=env)
@@ -90,6 +91,7 @@ def test_check_deploy_passes_with_production_settings():
     assert "WARNING" not in done.stderr + done.stdout
 
 
+@pytest.mark.slow
 def test_check_deploy_flags_a_weak_production_setup():
     """The check is real: a short key and HTTPS switched off are reported."""
     env = production_env(
@@ -223,6 +225,7 @@ def csp_nonce(response) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_gunicorn_serves_the_site_behind_a_tls_proxy(served):
     site = served
     response, body = site.request("GET", "/")
@@ -288,6 +291,7 @@ def empty_database() -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.mark.slow
 def test_instances_starting_together_migrate_one_after_another(empty_database):
     env = production_env(**session_databases_env())
     env["DATABASE_URL"] = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/{empty_database}"
@@ -320,6 +324,7 @@ def pgdata() -> Iterator[Path]:
     shutil.rmtree(parent, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_gunicorn_on_the_embedded_default(static_root, pgdata):
     env = production_env(
         PLAYGROUND_PGDATA=str(pgdata),
@@ -418,6 +423,7 @@ max_client_conn = 200
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_gunicorn_with_the_app_database_behind_pgbouncer(static_root, pgbouncer):
     env = production_env(
         **session_databases_env(),
@@ -477,9 +483,7 @@ def least_privileged_admin(settings) -> Iterator[str]:
     url = superuser.set(username=ADMIN, password=password, database=database)
     settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_DATABASE_URL": url.render_as_string(False)}
     yield ADMIN
-    engine = sandboxes._admin.pop(url, None)
-    if engine is not None:
-        engine.dispose()
+    sandboxes.forget_admin_engine(url)
     _drop_admin(superuser, database)
 
 

@@ -115,6 +115,7 @@ def _killed_client(sandbox, session_sql: str) -> float:
     return wait_for(lambda: not activity(sandbox.role, "SELECT pg_sleep(60)"), timeout=30)
 
 
+@pytest.mark.slow
 def test_a_killed_workers_query_is_stopped_by_the_client_check(sandbox, settings):
     check = settings.PLAYGROUND["CLIENT_CHECK_INTERVAL_MS"] / 1000
     # Statement timeout out of the way: the server notices the dead client by itself.
@@ -122,6 +123,7 @@ def test_a_killed_workers_query_is_stopped_by_the_client_check(sandbox, settings
     assert gone_after < check + 2, gone_after
 
 
+@pytest.mark.slow
 def test_a_killed_workers_query_is_stopped_by_the_statement_timeout(sandbox):
     # Without the client check, the statement timeout still ends it.
     gone_after = _killed_client(
@@ -131,6 +133,7 @@ def test_a_killed_workers_query_is_stopped_by_the_statement_timeout(sandbox):
 
 
 # --- Postgres restarted while the site is up ------------------------------------------------
+@pytest.mark.slow
 def test_a_postgres_restart_fails_only_in_flight_runs(tmp_path):
     """In its own embedded server (a restart stops the whole cluster): see tests/restart_check.py."""
     env = {**os.environ, "PLAYGROUND_PGDATA": str(tmp_path / "pgdata"), "DEBUG": "1"}
@@ -189,6 +192,7 @@ def _reaper_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_two_reapers_at_once_drop_each_idle_sandbox_once_and_spare_the_busy_one(make_sandbox):
     idle = [make_sandbox() for _ in range(8)]
     busy, fresh = make_sandbox(), make_sandbox()

@@ -93,6 +93,7 @@ def test_script_in_the_text_or_the_query_is_rendered_escaped(engine, run_recipe)
 POOL = {"pool_size": 1, "max_overflow": 0, "workers": 2, "hold_ms": 300}
 
 
+@pytest.mark.slow
 def test_pool_of_one_makes_the_second_worker_wait(engine, run_recipe):
     result = run_recipe(engine, "connection-pool", "burst", pool_timeout=5, **POOL)
     assert result.ok, result.error
@@ -102,6 +103,7 @@ def test_pool_of_one_makes_the_second_worker_wait(engine, run_recipe):
     assert result.metrics["timed_out"] == 0
 
 
+@pytest.mark.slow
 def test_pool_of_one_times_out_the_second_worker(engine, run_recipe):
     result = run_recipe(engine, "connection-pool", "burst", pool_timeout=0.1, **POOL)
     outcomes = sorted(row[5] for row in result.rows.data)

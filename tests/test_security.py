@@ -136,7 +136,7 @@ def test_the_connection_limit_is_enforced_with_a_clear_message(settings, session
     warm = service.run_recipe(session, probe("SELECT 1"), "probe", {})
     assert warm.ok, warm.error
     box = Sandbox.objects.get(role=session[SESSION_KEY])
-    sandboxes._forget_engine(box.role)  # no pooled connection of its own left open
+    sandboxes.forget_engine(box.role)  # no pooled connection of its own left open
 
     def hog(run, p):
         engine = run.engine_with(pool_size=limit + 1, max_overflow=0)
@@ -154,7 +154,7 @@ def test_the_connection_limit_is_enforced_with_a_clear_message(settings, session
     assert result.error.startswith(f"This sandbox already holds its {limit} connections")
 
     url = sandboxes.engine_for(box).url
-    sandboxes._forget_engine(box.role)
+    sandboxes.forget_engine(box.role)
     wait_for(lambda: not activity(box.role), timeout=5)
     credentials = {"user": box.role, "password": sandboxes.role_password(box.role)}
     held = [psycopg.connect(**connect_kwargs(url, **credentials)) for _ in range(limit)]
@@ -307,6 +307,7 @@ def test_lock_timeout_stops_a_blocked_run(settings, session):
     assert after.ok and after.rows.data == [[2]]
 
 
+@pytest.mark.slow
 def test_idle_in_transaction_timeout_ends_an_abandoned_transaction(settings, session):
     with_role_settings(settings, IDLE_IN_TRANSACTION_TIMEOUT_MS=300)
 
@@ -389,6 +390,7 @@ def test_sandbox_size_quota_refuses_growth_until_reset(settings, drop_all_sandbo
     assert after.status_code == 200 and after.json()["ok"]
 
 
+@pytest.mark.slow
 def test_a_million_row_documents_table_fits_the_default_quota(make_sandbox, run_recipe, settings):
     box = make_sandbox()
     result = run_recipe(sandboxes.engine_for(box), "keyset-pagination", "keyset", rows=1_000_000)

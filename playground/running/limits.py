@@ -11,15 +11,10 @@ from __future__ import annotations
 import math
 import re
 
-from django.conf import settings
 from django.db import connection
 
+from playground.conf import setting
 from playground.models import RunAllowance
-
-
-def conf(key: str):
-    return settings.PLAYGROUND[key]
-
 
 # --- run rate -------------------------------------------------------------------------------
 _TAKE = """
@@ -44,8 +39,8 @@ def take_runs(session, cost: int = 1) -> float | None:
     """
     if session.session_key is None:
         session.save()  # a first request: give the session its key now
-    burst = conf("RUN_BURST")
-    rate = conf("RUNS_PER_MINUTE") / 60
+    burst = setting("RUN_BURST")
+    rate = setting("RUNS_PER_MINUTE") / 60
     cost = min(cost, burst)
     sql = _TAKE.format(table=connection.ops.quote_name(RunAllowance._meta.db_table), refill=_REFILL)
     with connection.cursor() as cursor:
@@ -58,8 +53,8 @@ def take_runs(session, cost: int = 1) -> float | None:
 
 def rate_message(wait: float) -> str:
     return (
-        f"Too many runs: this session may start {conf('RUN_BURST')} runs in a row, then "
-        f"{conf('RUNS_PER_MINUTE')} a minute. Try again in {wait:.0f} s."
+        f"Too many runs: this session may start {setting('RUN_BURST')} runs in a row, then "
+        f"{setting('RUNS_PER_MINUTE')} a minute. Try again in {wait:.0f} s."
     )
 
 
@@ -82,26 +77,26 @@ def _hints() -> dict[str, str]:
     return {
         "timeout": (
             f"The statement ran longer than the sandbox's statement timeout "
-            f"({conf('STATEMENT_TIMEOUT_MS') / 1000:g} s) and was cancelled; the sandbox is fine. "
+            f"({setting('STATEMENT_TIMEOUT_MS') / 1000:g} s) and was cancelled; the sandbox is fine. "
             "Try smaller sizes."
         ),
         "57014": "The statement was cancelled; the transaction was rolled back.",
         "55P03": (
             f"The statement waited longer than the lock timeout "
-            f"({conf('LOCK_TIMEOUT_MS') / 1000:g} s) for a lock another session holds; "
+            f"({setting('LOCK_TIMEOUT_MS') / 1000:g} s) for a lock another session holds; "
             "the transaction was rolled back."
         ),
         "25P03": (
             f"A transaction stayed idle longer than "
-            f"{conf('IDLE_IN_TRANSACTION_TIMEOUT_MS') / 1000:g} s, so the server closed its "
+            f"{setting('IDLE_IN_TRANSACTION_TIMEOUT_MS') / 1000:g} s, so the server closed its "
             "connection; the transaction was rolled back and the connection discarded."
         ),
         "53400": (
-            f"The run needed more than the sandbox's limit ({conf('TEMP_FILE_LIMIT')} of temporary "
+            f"The run needed more than the sandbox's limit ({setting('TEMP_FILE_LIMIT')} of temporary "
             "files for sorts and hashes); it was stopped and rolled back. Try smaller sizes."
         ),
         "53300": (
-            f"This sandbox already holds its {conf('CONNECTION_LIMIT')} connections (its connection "
+            f"This sandbox already holds its {setting('CONNECTION_LIMIT')} connections (its connection "
             "limit); wait for the other runs to finish or use fewer workers."
         ),
         "53100": "The database server is out of disk space; the run was rolled back.",

@@ -1,0 +1,95 @@
+"""The sandbox database and who gets in: where it is, the password a sandbox role logs in with,
+creating the database once, locking it down, and the lock that serializes privilege changes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import connection
+from psycopg import sql
+from sqlalchemy import URL, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from playground.conf import setting
+
+log = logging.getLogger(__name__)
+
+ACL_LOCK = 0x5B0C_AC1
+"""Advisory lock key serializing privilege changes on the sandbox database: two concurrent
+GRANT/REVOKE/DROP OWNED on the same database row fail with "tuple concurrently updated"."""
+
+
+def admin_url() -> URL:
+    """The sandbox database, as the user that creates roles and schemas."""
+    if setting("SANDBOX_DATABASE_URL"):
+        return make_url(setting("SANDBOX_DATABASE_URL")).set(drivername="postgresql+psycopg")
+    app = connection.settings_dict
+    query = {"host": app["HOST"]} if str(app["HOST"]).startswith("/") else {}
+    return URL.create(
+        "postgresql+psycopg",
+        username=app["USER"] or None,
+        password=app["PASSWORD"] or None,
+        host=None if query else (app["HOST"] or None),
+        port=int(app["PORT"]) if app["PORT"] else None,
+        database=f"{app['NAME']}_sandbox",
+        query=query,
+    )
+
+
+def role_password(role: str) -> str:
+    """The password of sandbox role `role`: derived from SECRET_KEY, so nothing secret is stored."""
+    return hmac.new(settings.SECRET_KEY.encode(), role.encode(), hashlib.sha256).hexdigest()
+
+
+def ensure_database(url: URL) -> None:
+    """Create the database `url` names unless it exists; safe when several processes race."""
+    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=None)
+    try:
+        with maintenance.connect() as conn:
+            if conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+            ).first():
+                return
+            try:
+                conn.execute(
+                    text(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(url.database)).as_string())
+                )
+            except Exception:  # another process created it first
+                if not conn.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+                ).first():
+                    raise
+    finally:
+        maintenance.dispose()
+
+
+def lock_down(engine: Engine, url: URL) -> None:
+    """Nobody but a sandbox's own role gets in; public schema closed; app database closed."""
+    statements = [
+        sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(url.database)),
+        sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"),
+    ]
+    app_db = connection.settings_dict["NAME"]
+    if app_db != url.database:
+        statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(app_db)))
+    with engine.connect() as conn, acl_lock(conn):
+        for stmt in statements:
+            try:
+                conn.execute(text(stmt.as_string()))
+            except Exception as exc:  # not the owner: say so, the operator must do it
+                log.warning("could not run %s: %s", stmt.as_string(), exc)
+
+
+@contextmanager
+def acl_lock(conn) -> Iterator[None]:
+    """Hold the sandbox database's privilege-change lock (session level, autocommit connection)."""
+    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ACL_LOCK})
+    try:
+        yield
+    finally:
+        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ACL_LOCK})

@@ -1,0 +1,175 @@
+"""Connections: the admin engine, one pooled engine per recent sandbox, and the run slots that
+bound how many connections a process can hold."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import URL, Engine, create_engine, event
+
+from playground.conf import setting
+from playground.models import Sandbox
+from playground.running import capture
+from playground.sandbox.database import admin_url, ensure_database, lock_down, role_password
+from playground.sandbox.errors import SandboxBusyError
+
+# Connections one process can hold on the server, at most:
+#   SANDBOX_ENGINE_CACHE x SANDBOX_POOL_SIZE     idle, pooled, one engine per recent sandbox
+# + RUNS_PER_PROCESS x CONNECTION_LIMIT          runs in progress (a role never exceeds its limit)
+# + ADMIN_POOL_SIZE + ADMIN_MAX_OVERFLOW         provisioning, reset, reap, health checks
+# + threads                                     the app database, one per thread.
+# `connection_budget()` computes it for a deployment; the total over every process must stay
+# below the server's max_connections minus its reserved slots, so that the playground never
+# locks an operator out. With the defaults (cache 4, pool 1, 3 runs x 12, admin 3) and gunicorn's
+# 2 workers x 4 threads: 2 x (4 + 36 + 3 + 4) = 94 < 97 on a stock server (100 - 3 reserved).
+ADMIN_POOL_SIZE = 1
+ADMIN_MAX_OVERFLOW = 2
+SANDBOX_MAX_OVERFLOW = 2
+
+
+def connection_budget(processes: int, threads: int = 1) -> int:
+    """Most connections `processes` web processes of `threads` threads each can open in total."""
+    per_process = (
+        setting("SANDBOX_ENGINE_CACHE") * setting("SANDBOX_POOL_SIZE")
+        + min(threads, setting("RUNS_PER_PROCESS")) * setting("CONNECTION_LIMIT")
+        + ADMIN_POOL_SIZE
+        + ADMIN_MAX_OVERFLOW
+        + threads
+    )
+    return processes * per_process
+
+
+# --- run slots ------------------------------------------------------------------------------
+_slots_lock = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+
+
+@contextmanager
+def run_slot() -> Iterator[None]:
+    """One of the process's RUNS_PER_PROCESS run slots, waited for up to RUN_SLOT_WAIT_SECONDS.
+
+    A run may open up to its role's CONNECTION_LIMIT connections; capping the runs in progress
+    per process is what keeps `connection_budget` true whatever the number of threads.
+    """
+    global _slots
+    size = setting("RUNS_PER_PROCESS")
+    with _slots_lock:
+        if _slots is None or _slots[0] != size:
+            _slots = (size, threading.BoundedSemaphore(size))
+        slots = _slots[1]
+    if not slots.acquire(timeout=setting("RUN_SLOT_WAIT_SECONDS")):
+        raise SandboxBusyError(
+            "The playground is busy: every run slot of this server has been taken for "
+            f"{setting('RUN_SLOT_WAIT_SECONDS')} s. Nothing ran; try again in a few seconds."
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+# --- engines --------------------------------------------------------------------------------
+_lock = threading.Lock()
+_admin: dict[URL, Engine] = {}
+_engines: OrderedDict[str, Engine] = OrderedDict()
+
+
+def admin_engine() -> Engine:
+    """Autocommit engine on the sandbox database; creates and locks down the database once."""
+    url = admin_url()
+    with _lock:
+        engine = _admin.get(url)
+        if engine is None:
+            ensure_database(url)
+            engine = create_engine(
+                url,
+                isolation_level="AUTOCOMMIT",
+                pool_size=ADMIN_POOL_SIZE,
+                max_overflow=ADMIN_MAX_OVERFLOW,
+                pool_timeout=10,
+                pool_pre_ping=True,
+            )
+            lock_down(engine, url)
+            _admin[url] = engine
+    return engine
+
+
+def engine_for(sandbox: Sandbox) -> Engine:
+    """A pooled engine that logs in as the sandbox's role, with capture listeners attached."""
+    with _lock:
+        engine = _engines.get(sandbox.role)
+        if engine is not None:
+            _engines.move_to_end(sandbox.role)
+            return engine
+    admin = admin_engine().url
+    url = admin.set(username=sandbox.role, password=role_password(sandbox.role))
+    engine = create_engine(
+        url,
+        pool_size=setting("SANDBOX_POOL_SIZE"),
+        max_overflow=SANDBOX_MAX_OVERFLOW,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        # Server-side prepared statements would let Postgres switch to a generic plan after a few
+        # runs, silently changing the plans people compare; every run is planned afresh.
+        connect_args={"prepare_threshold": None},
+    )
+    event.listen(engine, "reset", discard_session_state)
+    capture.install(engine)
+    evicted = []
+    with _lock:
+        current = _engines.get(sandbox.role)
+        if current is not None:  # another thread made one meanwhile: use it, drop ours
+            evicted.append(engine)
+            engine = current
+        else:
+            _engines[sandbox.role] = engine
+        while len(_engines) > setting("SANDBOX_ENGINE_CACHE"):
+            evicted.append(_engines.popitem(last=False)[1])
+    for old in evicted:
+        old.dispose()
+    return engine
+
+
+def discard_session_state(dbapi_connection, connection_record, reset_state) -> None:
+    """Before a connection goes back to the pool, forget whatever the run did to its session.
+
+    ROLLBACK alone keeps session-level SETs (a variant's `SET statement_timeout = 0` would
+    outlive it), temporary tables, prepared statements, advisory locks and LISTENs. DISCARD ALL
+    returns the session to the role's own settings. A failure here makes the pool discard the
+    connection instead of reusing it.
+    """
+    if reset_state.terminate_only:
+        return
+    dbapi_connection.rollback()
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("DISCARD ALL")
+    finally:
+        dbapi_connection.autocommit = False
+
+
+def forget_engine(role: str) -> None:
+    """Drop the cached engine of `role`, closing its pooled connections (none is in use)."""
+    with _lock:
+        engine = _engines.pop(role, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def forget_admin_engine(url: URL) -> None:
+    """Drop the admin engine of the sandbox database at `url`, closing its connections."""
+    with _lock:
+        engine = _admin.pop(url, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def dispose_engines() -> None:
+    """Close every pooled connection this process holds on the sandbox database."""
+    with _lock:
+        engines = [*_engines.values(), *_admin.values()]
+    for engine in engines:
+        engine.dispose()

@@ -1,0 +1,134 @@
+"""The registry of sandboxes (rows in the app database): claiming one, marking it in use,
+measuring it against its quota, and reaping the idle ones."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from playground.conf import setting
+from playground.models import RunAllowance, Sandbox
+from playground.sandbox.engines import admin_engine
+from playground.sandbox.errors import SandboxQuotaError
+from playground.sandbox.roles import drop
+
+log = logging.getLogger(__name__)
+
+
+def claim(role: str) -> Sandbox | None:
+    """The registry row of `role`, marked as in use in the same statement; None if it is gone.
+
+    A reaper holds the row locked while it drops the sandbox, so this waits for it and then
+    finds nothing.
+    """
+    now = timezone.now()
+    table = connection.ops.quote_name(Sandbox._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_used_at = %s WHERE role = %s RETURNING id, created_at", [now, role]
+        )
+        row = cursor.fetchone()
+    return Sandbox(id=row[0], role=role, created_at=row[1], last_used_at=now) if row else None
+
+
+def touch(sandbox: Sandbox) -> bool:
+    """Mark the sandbox as in use; False when it no longer exists (a reaper dropped it).
+
+    A reaper holds the registry row locked while it drops the sandbox, so this update waits for
+    it and then finds no row: the caller provisions a new sandbox instead of using a dead one.
+    """
+    sandbox.last_used_at = timezone.now()
+    return bool(Sandbox.objects.filter(pk=sandbox.pk).update(last_used_at=sandbox.last_used_at))
+
+
+# --- size and quota -------------------------------------------------------------------------
+def size_bytes(sandbox: Sandbox) -> int:
+    """Space taken by the sandbox's tables, their indexes and TOAST data.
+
+    Measuring takes a share lock on each table; a sandbox holding a table locked (a run of
+    another tab, an abandoned transaction) must not stall the request, so after a short wait
+    this falls back to the page counts the catalog keeps (exact after ANALYZE, which seeding runs).
+    """
+    with admin_engine().connect() as conn:
+        conn.execute(text("SET lock_timeout = '200ms'"))
+        try:
+            return int(conn.execute(text(_EXACT_SIZE), {"r": sandbox.role}).scalar_one())
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) != "55P03":
+                raise
+            return int(conn.execute(text(_ESTIMATED_SIZE), {"r": sandbox.role}).scalar_one())
+        finally:
+            conn.execute(text("RESET lock_timeout"))
+
+
+_EXACT_SIZE = """
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = :r AND c.relkind IN ('r', 'm', 'p')
+"""
+_ESTIMATED_SIZE = """
+SELECT coalesce(sum(c.relpages::bigint), 0) * current_setting('block_size')::bigint FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = :r
+"""
+
+
+def check_quota(sandbox: Sandbox) -> int:
+    """Refuse to run in a sandbox already over its size quota; return its size otherwise."""
+    size, quota = size_bytes(sandbox), setting("SANDBOX_MAX_BYTES")
+    if size > quota:
+        raise SandboxQuotaError(
+            f"Over quota: this sandbox holds {size / 2**20:,.0f} MB of tables, more than the "
+            f"{quota / 2**20:,.0f} MB each sandbox may use. Press Reset (its tables are dropped and "
+            "re-seeded on the next run), then use smaller sizes."
+        )
+    return size
+
+
+# --- reaping --------------------------------------------------------------------------------
+def reap(idle_seconds: int | None = None) -> list[str]:
+    """Drop sandboxes idle for longer than `idle_seconds`; safe to run from many processes.
+
+    Each candidate row is locked with SKIP LOCKED, so two reapers never pick the same sandbox,
+    and a sandbox whose role has a session that is not idle (a query running, a transaction
+    open) is left alone. A request touching the sandbox meanwhile waits on the row lock and,
+    finding the row gone, provisions a new sandbox (see `touch`).
+    """
+    idle = idle_seconds if idle_seconds is not None else setting("SANDBOX_IDLE_SECONDS")
+    cutoff = timezone.now() - timedelta(seconds=idle)
+    # Run allowances untouched for an hour are full again: forgetting them changes nothing.
+    RunAllowance.objects.filter(updated_at__lt=timezone.now() - timedelta(hours=1)).delete()
+    dropped: list[str] = []
+    seen: list[str] = []
+    while True:
+        with transaction.atomic():
+            sandbox = (
+                Sandbox.objects.select_for_update(skip_locked=True)
+                .filter(last_used_at__lt=cutoff)
+                .exclude(role__in=seen)
+                .order_by("last_used_at")
+                .first()
+            )
+            if sandbox is None:
+                return dropped
+            seen.append(sandbox.role)
+            if _busy(sandbox.role):
+                continue
+            drop(sandbox)
+            dropped.append(sandbox.role)
+            log.info("reaped sandbox %s", sandbox.role)
+
+
+def _busy(role: str) -> bool:
+    with admin_engine().connect() as conn:
+        return bool(
+            conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE usename = :r AND state <> 'idle'"),
+                {"r": role},
+            ).scalar()
+        )

@@ -1,0 +1,95 @@
+"""A sandbox's life in Postgres: its role and schema created, emptied, and dropped."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.utils import timezone
+from psycopg import sql
+from sqlalchemy import text
+
+from playground.conf import setting
+from playground.models import Sandbox
+from playground.sandbox.database import ACL_LOCK, acl_lock, role_password
+from playground.sandbox.engines import admin_engine, forget_engine
+from playground.sandbox.errors import SandboxLimitError
+
+
+def provision() -> Sandbox:
+    """Create a new sandbox (role, schema, registry row)."""
+    if Sandbox.objects.count() >= setting("MAX_SANDBOXES"):
+        raise SandboxLimitError(
+            "This playground is full: every sandbox slot is in use. Try again in a while."
+        )
+    role = f"{setting('ROLE_PREFIX')}{secrets.token_hex(6)}"
+    engine = admin_engine()
+    ident = sql.Identifier(role)
+    settings_sql = {
+        "search_path": role,
+        "statement_timeout": setting("STATEMENT_TIMEOUT_MS"),
+        "lock_timeout": setting("LOCK_TIMEOUT_MS"),
+        "idle_in_transaction_session_timeout": setting("IDLE_IN_TRANSACTION_TIMEOUT_MS"),
+        "work_mem": setting("WORK_MEM"),
+        "temp_file_limit": setting("TEMP_FILE_LIMIT"),
+        # A query whose client went away (a killed worker) is cancelled at the next check.
+        "client_connection_check_interval": setting("CLIENT_CHECK_INTERVAL_MS"),
+    }
+    # One round trip, one transaction: the role, its settings, CONNECT on the database and its
+    # schema appear together or not at all. The ACL lock is a transaction-level one here, held
+    # until the batch commits.
+    statements = [
+        sql.SQL(
+            "CREATE ROLE {} LOGIN PASSWORD {} CONNECTION LIMIT {} NOSUPERUSER NOCREATEDB "
+            "NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
+        ).format(ident, sql.Literal(role_password(role)), sql.Literal(setting("CONNECTION_LIMIT"))),
+        *(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(ident, sql.Identifier(name), sql.Literal(str(value)))
+            for name, value in settings_sql.items()
+        ),
+        sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(ACL_LOCK)),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(engine.url.database), ident),
+        sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident),
+    ]
+    with engine.connect() as conn:
+        # Without parameters psycopg sends the batch as one simple query: Postgres runs it as a
+        # single implicit transaction even on this autocommit connection.
+        conn.connection.dbapi_connection.execute(sql.SQL(";\n").join(statements))
+    return Sandbox.objects.create(role=role, last_used_at=timezone.now())
+
+
+def reset(sandbox: Sandbox) -> None:
+    """Drop every object of the sandbox and give it an empty schema again."""
+    forget_engine(sandbox.role)
+    ident = sql.Identifier(sandbox.role)
+    with admin_engine().connect() as conn:
+        terminate(conn, sandbox.role)
+        conn.execute(text(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident).as_string()))
+        conn.execute(text(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident).as_string()))
+
+
+def drop(sandbox: Sandbox) -> None:
+    """Remove the sandbox's schema, role and registry row."""
+    forget_engine(sandbox.role)
+    ident = sql.Identifier(sandbox.role)
+    with admin_engine().connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": sandbox.role}).first()
+        if exists:  # NOLOGIN first so nothing reconnects between terminate and drop
+            conn.execute(text(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident).as_string()))
+        terminate(conn, sandbox.role)
+        conn.execute(text(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident).as_string()))
+        if exists:
+            with acl_lock(conn):  # DROP OWNED revokes its CONNECT on the database
+                conn.execute(text(sql.SQL("DROP OWNED BY {}").format(ident).as_string()))
+                conn.execute(text(sql.SQL("DROP ROLE IF EXISTS {}").format(ident).as_string()))
+    Sandbox.objects.filter(pk=sandbox.pk).delete()
+
+
+def terminate(conn, role: str) -> None:
+    """End every session of `role` but the one of `conn` (an admin connection)."""
+    conn.execute(
+        text(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE usename = :r AND pid <> pg_backend_pid()"
+        ),
+        {"r": role},
+    )
