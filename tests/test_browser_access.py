@@ -21,7 +21,7 @@ from tests.test_browser import (  # noqa: F401  (fixtures)
     page,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 WIDTHS = {"wide": (1400, 900), "narrow": (420, 900)}
 SERIOUS = ("serious", "critical")
 
