@@ -141,17 +141,12 @@ def pick(data: Mapping[str, Any], name: str, *, form: bool) -> Any:
 
 def convert(param: Param, raw: Any, *, form: bool = False) -> Any:
     """`raw` as a value of `param`'s kind within its bounds; `_Refused` with the message if not."""
-    label = param.label or param.name
     if raw is None:
-        raise _Refused(
-            f"null is not a value for {label}: leave the key out for the default ({param.default})."
-        )
+        raise _Refused(f"null is not a value: leave the key out for the default ({param.default}).")
     if raw == "" and param.kind != "bool":
         if form:
-            raise _Refused(f"{label} is empty: enter a value (the default is {param.default}).")
-        raise _Refused(
-            f"{label} is empty: send a value, or leave the key out for the default ({param.default})."
-        )
+            raise _Refused(f"This field is empty: enter a value (the default is {param.default}).")
+        raise _Refused(f"Empty: send a value, or leave the key out for the default ({param.default}).")
     match param.kind:
         case "int":
             return _bounded(param, _whole(raw))

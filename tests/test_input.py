@@ -7,14 +7,18 @@ client's own shape (JSON for API clients), never a 500 or Django's HTML error pa
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
 
+import recipes
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
 from recipes.base import Param, Recipe
@@ -123,8 +127,8 @@ def test_bounds_choices_and_length_keep_the_documented_messages():
 
 def test_null_is_refused_with_the_way_to_get_the_default():
     errors = errors_of({"page": None, "variant": None})
-    assert errors["page"] == ["null is not a value for Page depth: leave the key out for the default (1)."]
-    assert errors["variant"][0].startswith("null is not a value for Variant")
+    assert errors["page"] == ["null is not a value: leave the key out for the default (1)."]
+    assert errors["variant"] == ["null is not a value: leave the key out for the default (slow)."]
 
 
 def test_every_problem_is_reported_at_once_and_unknown_names_under_params():
@@ -168,8 +172,8 @@ def test_form_ignores_other_fields_but_refuses_an_emptied_one():
     assert toy.validate({"csrfmiddlewaretoken": "x", "sweep_points": "3"}, form=True).params.page == 1
     errors = errors_of({"page": "", "word": ""}, form=True)
     assert errors == {
-        "page": ["Page depth is empty: enter a value (the default is 1)."],
-        "word": ["Search words is empty: enter a value (the default is hello)."],
+        "page": ["This field is empty: enter a value (the default is 1)."],
+        "word": ["This field is empty: enter a value (the default is hello)."],
     }
 
 
@@ -292,7 +296,8 @@ def test_an_emptied_form_field_is_refused_not_defaulted(client):
     )
     assert response.status_code == 400
     html = response.content.decode()
-    assert "Nothing ran" in html and "is empty: enter a value" in html
+    assert "Nothing ran" in html
+    assert "Page depth: This field is empty: enter a value (the default is 1)." in html  # named by its label
     assert not Sandbox.objects.exists()
 
 
@@ -368,3 +373,44 @@ def test_429_and_503_carry_retry_after(client, settings):
     down = api_post(fresh, "offset-pagination", body)
     assert assert_json_error(down, 503)["error"].startswith("The database is not answering")
     assert int(down["Retry-After"]) > 0
+
+
+def test_compare_checks_the_guard_of_every_variant_it_runs(client):
+    # selectinload alone would pass the guard; compare also runs lazy, which sends a query per author.
+    response = client.post(
+        "/recipes/eager-loading/compare",
+        {"variant": "selectinload", "authors": "2000", "books_per_author": "2", "nested": "on"},
+        headers={"X-CSRFToken": token(client), "Accept": "application/json"},
+    )
+    errors = assert_json_error(response, 400)["errors"]
+    assert "queries" in errors["authors"][0]
+    assert not Sandbox.objects.exists()
+
+
+def test_a_link_leaving_out_a_checkbox_keeps_its_default(client):
+    recipe = recipes.get("full-text-search")
+    ticked = next(p for p in recipe.params if p.kind == "bool" and p.default is True)
+    html = client.get(f"/recipes/{recipe.slug}/?rows={recipe.param('rows').min}").content.decode()
+    assert re.search(rf'<input type="checkbox" name="{ticked.name}"[^>]* checked>', html)
+    html = client.get(f"/recipes/{recipe.slug}/?{ticked.name}=False").content.decode()
+    assert not re.search(rf'<input type="checkbox" name="{ticked.name}"[^>]* checked>', html)
+
+
+# --- layers ------------------------------------------------------------------------------------
+def imported_modules(folder: Path) -> set[str]:
+    found = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+    return found
+
+
+def test_running_imports_nothing_from_the_web_layer_and_recipes_nothing_from_django():
+    root = Path(__file__).resolve().parent.parent
+    assert not {
+        m for m in imported_modules(root / "playground" / "running") if m.startswith("playground.web")
+    }
+    assert not {m for m in imported_modules(root / "recipes") if m.split(".")[0] in ("django", "playground")}

@@ -101,7 +101,8 @@ def refused_page(request: HttpRequest, refusal: Refusal, slug: str) -> HttpRespo
     data = request.POST if request.method == "POST" else request.GET
     sweep_form = None
     if any(p.sweepable for p in recipe.params):
-        values, _ = sweeps.read_settings(recipe, data)
+        asked = "sweep_param" in data  # a sweep was refused: show its settings as sent
+        values = sweeps.read_settings(recipe, data)[0] if asked else None
         sweep_form = SweepForm(recipe, values, errors=refusal.errors)
     own = {k: v for k, v in refusal.errors.items() if sweep_form is None or k not in sweep_form.fields}
     form = RunForm(recipe, form_values(recipe, data), errors=own)

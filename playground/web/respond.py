@@ -101,7 +101,9 @@ def respond(
     return render(request, name, context() if callable(context) else context, status=status)
 
 
-def refuse(request: HttpRequest, refusal: Refusal, page: Callable[..., HttpResponse | None] | None = None):
+def refuse(
+    request: HttpRequest, refusal: Refusal, page: Callable[..., HttpResponse | None] | None = None
+) -> HttpResponse:
     """The refusal in the client's rendering, with Retry-After when it has one."""
     if api_client(request):
         response = JsonResponse(refusal.to_json(), status=refusal.status)
