@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
     import recipes
     from playground import sandbox
     from playground.running import runner
-    from playground.web.forms import RunForm
+    from recipes.validation import InvalidParams, from_link
 
     chosen = [recipes.get(args.recipe)] if args.recipe else list(recipes.REGISTRY.values())
     if None in chosen:
@@ -46,12 +46,13 @@ def main(argv: list[str]) -> None:
             f"{'wall ms':>9} {'db ms':>9}  metrics"
         )
         for recipe in chosen:
-            form = RunForm(recipe, {k: v for k, v in overrides.items() if k in recipe.defaults()})
-            if not form.is_valid():
-                sys.exit(f"{recipe.slug}: {form.errors.as_text()}")
+            try:
+                params = recipe.validate(from_link(recipe, overrides), form=True).params
+            except InvalidParams as exc:
+                sys.exit(f"{recipe.slug}: {exc}")
             for variant in recipe.variants:
                 runs = [
-                    runner.run(recipe=recipe, variant=variant, params=form.params, engine=engine)
+                    runner.run(recipe=recipe, variant=variant, params=params, engine=engine)
                     for _ in range(args.repeat + 1)
                 ][1:]
                 last = runs[-1]

@@ -19,3 +19,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]
+
+# API clients get their errors as JSON wherever the error happens (see playground.web.respond).
+handler400 = "playground.web.respond.bad_request"
+handler404 = "playground.web.respond.not_found"
+handler500 = "playground.web.respond.server_error"

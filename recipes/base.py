@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from recipes.context import Run, Setup
+    from recipes.validation import Validated
 
 SECTIONS = ("Modelling", "Reading", "Writing", "Performance")
 
@@ -189,6 +190,15 @@ class Recipe:
         """Register the check run on (variant, params) before anything runs."""
         self.limits = func
         return func
+
+    def validate(self, data: Mapping[str, Any], *, form: bool = False) -> Validated:
+        """The variant and parameters `data` asks for, checked; raises `InvalidParams` (recipes.validation).
+
+        `form`: the values come from an HTML form or a query string (all strings).
+        """
+        from recipes.validation import validate  # it reads Param and Params from this module
+
+        return validate(self, data, form=form)
 
     def explain(self, func: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
         self.notice = func

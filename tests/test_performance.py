@@ -14,6 +14,7 @@ from playground.templatetags.playground import cell
 from playground.web.forms import RunForm
 from recipes.plan import summarize
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP
+from recipes.validation import InvalidParams
 from tests.conftest import connect_kwargs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -166,10 +167,10 @@ def test_running_out_of_connections_is_a_clear_message(sandbox, engine, run_reci
     assert "ConnectionBudgetError" in result.error and "connections" in result.error
 
 
-def test_the_form_refuses_pools_bigger_than_a_run_may_open():
-    form = RunForm(recipes.get("connection-pool"), {"pool_size": 10, "max_overflow": 10, "workers": 10})
-    assert not form.is_valid()
-    assert "max_overflow" in form.errors
+def test_the_recipe_refuses_pools_bigger_than_a_run_may_open():
+    with pytest.raises(InvalidParams) as refused:
+        recipes.get("connection-pool").validate({"pool_size": 10, "max_overflow": 10, "workers": 10})
+    assert "max_overflow" in refused.value.errors
 
 
 # --- indexes --------------------------------------------------------------------------------

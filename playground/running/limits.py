@@ -1,6 +1,6 @@
 """Limits a person can run into, and the plain words they get when they do.
 
-- `take_runs`: the per-session run rate (a token bucket in the app database, so that every
+- `spend_runs` / `take_runs`: the per-session run rate (a token bucket in the app database, so that every
   worker and every instance behind a load balancer sees the same count).
 - `explain_error`: a database error from a run (a timeout, a limit, a restart) gets a sentence
   saying what happened and what to do, in front of the server's own message.
@@ -49,6 +49,22 @@ def take_runs(session, cost: int = 1) -> float | None:
     if allowed:
         return None
     return math.ceil((cost - tokens) / rate) if rate > 0 else 3600.0
+
+
+class TooManyRuns(Exception):
+    """This session has spent its run allowance for now."""
+
+    def __init__(self, wait: float):
+        super().__init__(rate_message(wait))
+        self.wait = wait
+        """Seconds until the allowance has refilled enough."""
+
+
+def spend_runs(session, cost: int = 1) -> None:
+    """Spend `cost` runs of this session's allowance, or raise `TooManyRuns`."""
+    wait = take_runs(session, cost)
+    if wait is not None:
+        raise TooManyRuns(wait)
 
 
 def rate_message(wait: float) -> str:

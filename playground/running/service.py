@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from django.conf import settings
-
-import recipes
 from playground import sandbox
+from playground.conf import setting
 from playground.models import Run, Sandbox
 from playground.running import limits, runner
-from playground.web.charts import LineChart, line_chart
-from playground.web.forms import Y_AXES, RunForm, SweepSpec
+from playground.running.sweeps import SweepSpec, sweep_lines
 from recipes.base import Recipe
-from recipes.plan import summarize
 from recipes.results import RunResult
+from recipes.validation import InvalidParams
 
 SESSION_KEY = "sandbox"
 STORED_STATEMENTS = 300
@@ -55,13 +53,12 @@ def run_recipe(
             variant=variant,
             params=params,
             engine=sandbox.engine_for(box),
-            max_rows=settings.PLAYGROUND["MAX_ROWS_SHOWN"],
+            max_rows=setting("MAX_ROWS_SHOWN"),
         )
     if not result.ok:
         result = replace(result, error=limits.explain_error(result.error))
     if not keep:
         return result
-    summary = summarize(result.plan.json) if result.plan and result.plan.json else None
     Run.objects.create(
         sandbox=box,
         recipe=recipe.slug,
@@ -71,7 +68,7 @@ def run_recipe(
         query_count=result.query_count,
         elapsed_ms=result.elapsed_ms,
         db_ms=result.db_ms,
-        rows_read=summary.rows_read if summary else None,
+        rows_read=result.figures.rows_read,
         result=_for_storage(result),
         sweep=sweep,
     )
@@ -91,32 +88,27 @@ def _for_storage(result: RunResult) -> dict[str, Any]:
     return data
 
 
-def sweep_lines(recipe: Recipe, spec: SweepSpec) -> list[tuple[Recipe, str]]:
-    """(recipe, variant) of every line a sweep draws."""
-    chosen = [recipe]
-    if spec.companions:
-        chosen += [r for slug in recipe.companions if (r := recipes.get(slug)) and spec.param in r.defaults()]
-    return [(r, variant) for r in chosen for variant in r.variants]
-
-
 def sweep_step(
-    session, recipe: Recipe, params: dict[str, Any], spec: SweepSpec, sweep: uuid.UUID, step: int
+    session, recipe: Recipe, params: Mapping[str, Any], spec: SweepSpec, sweep: uuid.UUID, step: int
 ) -> list[str]:
     """Run every line at the sweep's `step`-th value; return messages for points refused."""
     x = spec.values[step]
     refused = []
     for line_recipe, variant in sweep_lines(recipe, spec):
         shared = {k: v for k, v in params.items() if k in line_recipe.defaults()}
-        form = RunForm(line_recipe, {**shared, spec.param: x, "variant": variant})
-        if not form.is_valid():
-            refused.append(f"{line_recipe.slug}/{variant} at {spec.param}={x:,}: {form.errors.as_text()}")
+        try:
+            chosen = line_recipe.validate({**shared, spec.param: x, "variant": variant})
+        except InvalidParams as exc:
+            label = line_recipe.param(spec.param).label or spec.param
+            problems = " ".join(m for messages in exc.errors.values() for m in messages)
+            refused.append(f"{line_recipe.title} · {variant} at {label} = {x:,}: {problems}")
             continue
-        run_recipe(session, line_recipe, variant, form.params, sweep=sweep)
+        run_recipe(session, line_recipe, chosen.variant, dict(chosen.params), sweep=sweep)
     return refused
 
 
-def sweep_chart(session, sweep: uuid.UUID, spec: SweepSpec) -> LineChart:
-    """The sweep's runs so far, one line per recipe and variant."""
+def sweep_points(session, sweep: uuid.UUID, spec: SweepSpec) -> dict[str, list[tuple[float, float]]]:
+    """The sweep's runs so far as (x, y) points, one list per recipe and variant."""
     runs = Run.objects.filter(sandbox__role=session.get(SESSION_KEY), sweep=sweep).defer("result")
     data: dict[str, list[tuple[float, float]]] = {}
     for r in runs.order_by("created_at"):
@@ -124,7 +116,7 @@ def sweep_chart(session, sweep: uuid.UUID, spec: SweepSpec) -> LineChart:
         if y is None or spec.param not in r.params:
             continue
         data.setdefault(f"{r.recipe} · {r.variant}", []).append((r.params[spec.param], y))
-    return line_chart(data, x_label=spec.param, y_label=Y_AXES[spec.y])
+    return data
 
 
 def history(session, limit: int = 20) -> list[Run]:
@@ -143,7 +135,7 @@ def stored_run(session, run_id: int) -> Run | None:
     return Run.objects.filter(sandbox__role=role, pk=run_id).first()
 
 
-def compare(session, recipe: Recipe, params: dict[str, Any]) -> list[RunResult]:
+def compare(session, recipe: Recipe, params: Mapping[str, Any]) -> list[RunResult]:
     """Every variant of `recipe` with the same parameters, naive first.
 
     One unrecorded run goes first: otherwise the first variant alone would pay for what is cold

@@ -100,13 +100,6 @@ def figure_definitions() -> dict[str, str]:
 
 
 @register.filter
-def field_label(name: str, form: Any) -> str:
-    """The label a person sees for a form field, for error lists that arrive keyed by name."""
-    field = form.fields.get(name) if form is not None else None
-    return str(field.label) if field is not None and field.label else name
-
-
-@register.filter
 def work_label(rows):
     from playground.web.charts import work_label as label
 

@@ -2,141 +2,108 @@
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET, require_POST
 
 import recipes
-from playground.running import service
-from playground.web.forms import MAX_SWEEP_RUNS, RunForm, SweepForm, json_errors
-from playground.web.views import _recipe, _wants_json, guarded, page_context
-from recipes.plan import summarize
+from playground.running import limits, service, sweeps
+from playground.web.charts import line_chart
+from playground.web.forms import RunForm, SweepForm
+from playground.web.recipe_page import page_context, recipe_or_404, refused_page, shown, sweep_request
+from playground.web.respond import Refusal, refusals, respond
 from recipes.results import result_from_json
 
 
 @require_POST
+@refusals(refused_page)
 def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     """Run one point of a sweep (htmx: the page asks for the next) or all of it (JSON, no JS)."""
-    recipe = _recipe(slug)
-    form = RunForm(recipe, request.POST, html=True)
-    sweep_form = SweepForm(recipe, request.POST)
-    valid = form.is_valid() & sweep_form.is_valid()
-    spec = sweep_form.spec if valid else None
-    if spec and len(service.sweep_lines(recipe, spec)) * len(spec.values) > MAX_SWEEP_RUNS:
-        sweep_form.add_error("sweep_points", f"A sweep may run at most {MAX_SWEEP_RUNS} times: fewer points.")
-        valid = False
-    if not valid:
-        errors = {**json_errors(form), **json_errors(sweep_form)}
-        if _wants_json(request):
-            return JsonResponse({"errors": errors}, status=400)
-        context = page_context(request, recipe, form, sweep_form=sweep_form, sweep_errors=errors)
-        return render(request, _template(request), context, status=400)
-
-    sweep_id = _sweep_id(request.POST.get("sweep_id"))
-    steps = range(len(spec.values))
-    if request.htmx:
-        step = min(max(int(request.POST.get("step", 0) or 0), 0), len(spec.values) - 1)
-        steps = range(step, step + 1)
-
-    def run_points() -> list[str]:
-        session = request.session
-        return [m for s in steps for m in service.sweep_step(session, recipe, form.params, spec, sweep_id, s)]
-
-    runs = len(service.sweep_lines(recipe, spec)) * len(steps)
-    refused, problem, status = guarded(request, run_points, runs)
-    if problem is not None:
-        if _wants_json(request):
-            return JsonResponse({"error": problem}, status=status)
-        context = page_context(request, recipe, form, problem=problem)
-        return render(request, _template(request), context, status=status)
-    chart = service.sweep_chart(request.session, sweep_id, spec)
-    if _wants_json(request):
-        return JsonResponse(
-            {
-                "sweep": str(sweep_id),
-                "param": spec.param,
-                "y": spec.y,
-                "refused": refused,
-                "series": [{"label": s.label, "points": s.points} for s in chart.series],
-            }
-        )
-    next_step = steps[-1] + 1 if request.htmx and steps[-1] + 1 < len(spec.values) else None
+    recipe = recipe_or_404(slug)
+    chosen, spec = sweep_request(recipe, request.POST)
+    steps = sweeps.steps_asked(request.POST, spec, one_at_a_time=bool(request.htmx))
+    sweep_id = sweeps.sweep_id(request.POST.get("sweep_id"))
+    limits.spend_runs(request.session, sweeps.runs_of(recipe, spec, len(steps)))
+    session = request.session
+    refused = [
+        m for s in steps for m in service.sweep_step(session, recipe, chosen.params, spec, sweep_id, s)
+    ]
+    points = service.sweep_points(session, sweep_id, spec)
+    chart = line_chart(points, x_label=spec.param, y_label=sweeps.Y_AXES[spec.y])
+    done = steps[-1] + 1
     sweep = {
         "id": sweep_id,
         "chart": chart,
         "spec": spec,
-        "next_step": next_step,
+        "next_step": done if request.htmx and done < len(spec.values) else None,
         "refused": refused,
-        "done": steps[-1] + 1,
+        "done": done,
         "total": len(spec.values),
     }
-    return render(
-        request, _template(request), page_context(request, recipe, form, sweep_form=sweep_form, sweep=sweep)
-    )
-
-
-def _sweep_id(raw: str | None) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(raw))
-    except ValueError:
-        return uuid.uuid4()
-
-
-def _template(request: HttpRequest) -> str:
-    return "recipe.html#results" if request.htmx else "recipe.html"
+    data = {
+        "sweep": str(sweep_id),
+        "param": spec.param,
+        "y": spec.y,
+        "refused": refused,
+        "series": [{"label": s.label, "points": s.points} for s in chart.series],
+    }
+    form = RunForm(recipe, shown(chosen))
+    sweep_form = SweepForm(recipe, sweeps.read_settings(recipe, request.POST)[0])
+    context = page_context(request, recipe, form, sweep_form=sweep_form, sweep=sweep)
+    return respond(request, "recipe.html", context, data=data)
 
 
 @require_GET
+@refusals()
 def history(request: HttpRequest) -> HttpResponse:
     runs = service.history(request.session, 50)
-    if _wants_json(request):
-        return JsonResponse({"runs": [_run_json(r) for r in runs]})
-    return render(request, "history.html", {"runs": runs})
+    data = {"runs": [_run_json(r) for r in runs]}
+    return respond(request, "history.html", {"runs": runs}, data=data, partial=None)
 
 
 @require_GET
+@refusals()
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     stored = service.stored_run(request.session, run_id)
     if stored is None:
         raise Http404("no such run in this session")
-    if _wants_json(request):
-        return JsonResponse(stored.result)
-    recipe = _recipe(stored.recipe)
-    form = RunForm(recipe, {**stored.params, "variant": stored.variant})
-    form.is_valid()
-    result = result_from_json(stored.result)
-    return render(request, "recipe.html", page_context(request, recipe, form, result=result, reopened=stored))
+
+    def context() -> dict[str, Any]:
+        recipe = recipe_or_404(stored.recipe)
+        form = RunForm(recipe, {**stored.params, "variant": stored.variant})
+        result = result_from_json(stored.result)
+        return page_context(request, recipe, form, result=result, reopened=stored)
+
+    return respond(request, "recipe.html", context, data=stored.result, partial=None)
 
 
 @require_GET
+@refusals()
 def run_diff(request: HttpRequest) -> HttpResponse:
     """Two runs of this session side by side: figures and plans."""
-    try:
-        a_id, b_id = int(request.GET.get("a", "")), int(request.GET.get("b", ""))
-    except ValueError:
-        return _bad_request(request, "Pick two runs: ?a=<run id>&b=<run id>.")
+    a_id, b_id = _two_run_ids(request.GET)
     a, b = service.stored_run(request.session, a_id), service.stored_run(request.session, b_id)
     if a is None or b is None:
         raise Http404("no such run in this session")
     sides = [_side(run) for run in (a, b)]
     changes = _changes(*sides)
-    if _wants_json(request):
-        return JsonResponse({"a": _run_json(a), "b": _run_json(b), "changes": changes})
-    return render(request, "diff.html", {"a": sides[0], "b": sides[1], "changes": changes})
+    data = {"a": _run_json(a), "b": _run_json(b), "changes": changes}
+    context = {"a": sides[0], "b": sides[1], "changes": changes}
+    return respond(request, "diff.html", context, data=data, partial=None)
 
 
-def _bad_request(request: HttpRequest, message: str) -> HttpResponse:
-    if _wants_json(request):
-        return JsonResponse({"error": message}, status=400)
-    return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+def _two_run_ids(query: Mapping[str, Any]) -> tuple[int, int]:
+    try:
+        return int(query.get("a", "")), int(query.get("b", ""))
+    except ValueError:
+        raise Refusal(400, "Pick two runs: ?a=<run id>&b=<run id>.") from None
 
 
 def _side(run) -> dict:
     result = result_from_json(run.result)
-    plan = summarize(result.plan.json) if result.plan and result.plan.json else None
-    return {"run": run, "result": result, "plan": plan, "recipe": recipes.get(run.recipe)}
+    return {"run": run, "result": result, "plan": result.figures.plan, "recipe": recipes.get(run.recipe)}
 
 
 def _changes(a: dict, b: dict) -> list[str]:
