@@ -297,7 +297,8 @@ def test_an_emptied_form_field_is_refused_not_defaulted(client):
     assert response.status_code == 400
     html = response.content.decode()
     assert "Nothing ran" in html
-    assert "Page depth: This field is empty: enter a value (the default is 1)." in html  # named by its label
+    # named by its label, which links to the field
+    assert '<a href="#id_page">Page depth</a>: This field is empty: enter a value (the default is 1).' in html
     assert not Sandbox.objects.exists()
 
 
