@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
-from recipes.datasets import Dataset
+from recipes.datasets.seeding import Dataset
 
 MAIN_OPTION = "playground_main"
 S = TypeVar("S", bound=Executable)
