@@ -55,8 +55,8 @@ class RunForm(forms.Form):
         for param in self.recipe.params:
             if cleaned.get(param.name) in (None, "") and param.kind != "bool":
                 cleaned[param.name] = param.default
-        if self.recipe.limits and not self.errors and cleaned.get("variant"):
-            for field, message in self.recipe.limits(cleaned["variant"], Params(self.params)).items():
+        if self.recipe.guard_hook and not self.errors and cleaned.get("variant"):
+            for field, message in self.recipe.guard_hook(cleaned["variant"], Params(self.params)).items():
                 self.add_error(field, message)
         return cleaned
 

@@ -23,6 +23,7 @@ import uuid
 from sqlalchemy import BigInteger, Identity, String, insert, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base
 from recipes.notes import plan_of
@@ -75,14 +76,11 @@ recipe = Recipe(
     section="Modelling",
     summary=__doc__,
     params=(
-        Param(
-            "rows",
-            "int",
+        params.rows(
             10_000,
-            label="Rows",
             min=1_000,
             max=500_000,
-            sweepable=True,
+            label="Rows",
             help="Keys inserted; the table is recreated on every run.",
         ),
         Param(
@@ -177,8 +175,8 @@ def uuid_text(run, p):
     return fill(run, p, KeyUuidText, server_key="gen_random_uuid()::text")
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     m = result.metrics
     if "pk_index_kb" not in m:
         return []

@@ -22,6 +22,7 @@ import time
 from sqlalchemy import event, exc, text
 from sqlalchemy.pool import NullPool, QueuePool
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 
 APP = "recipe-pool"
@@ -46,7 +47,7 @@ recipe = Recipe(
         Param("pool_timeout", "float", 1.0, label="pool_timeout (s)", min=0.05, max=10),
         Param("pool_pre_ping", "bool", False, label="pool_pre_ping"),
         Param("pool_recycle", "int", -1, label="pool_recycle (s)", min=-1, max=3600, help="-1 = never."),
-        Param("workers", "int", 4, label="Workers", min=1, max=10, sweepable=True),
+        params.workers(4, max=10),
         Param(
             "hold_ms",
             "int",
@@ -251,8 +252,8 @@ def null_pool(run, p):
     return burst(run, p, pool_engine(run, p, "null"))
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     m = result.metrics
     if "peak_server_connections" not in m:
         return []

@@ -18,6 +18,7 @@ import time
 
 from sqlalchemy import func, select, text
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import DOCUMENTS, USERS, Document, User
 from recipes.notes import plan_of
@@ -56,18 +57,16 @@ recipe = Recipe(
             help="owner-newest: one owner's 20 newest documents; live-newest: the 20 newest not deleted; "
             "email-lower: a user by lower(email).",
         ),
-        Param(
-            "rows",
-            "int",
+        params.rows(
             200_000,
-            label="Table rows",
             min=1_000,
             max=1_000_000,
+            sweepable=False,
             help="Rows in documents and in users; changing it re-seeds them.",
         ),
         Param("owners", "int", 1000, label="Owners", min=1, max=100_000, help="Distinct owner_id values."),
         Param("owner", "int", 1, label="owner_id to look up", min=1, max=100_000),
-        Param("email", "str", "User42@Example.com", label="Email to look up", max_length=100),
+        params.email("User42@Example.com", label="Email to look up", max_length=100),
         Param(
             "batch",
             "int",
@@ -211,8 +210,8 @@ def lower_email(run, p):
     return measure(run, p, "lower-email")
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     lines = []
     summary = plan_of(result)
     if summary is not None and summary.key_scan is not None:

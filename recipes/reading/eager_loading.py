@@ -151,14 +151,17 @@ def immediateload(run, p):
     return load(run, p, orm.immediateload)
 
 
-@recipe.variant
+@recipe.variant(
+    fails="touching a relationship the query did not load raises instead of loading it",
+    fails_with="lazy='raise'",
+)
 def raiseload(run, p):
     """raiseload: touching an unloaded relationship is an error, so N+1 cannot sneak in"""
     return load(run, p, orm.raiseload)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     queries = [s for s in result.statements if s.kind == "query"]
     if not queries:
         return []

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import USERS, User
 from recipes.notes import plan_of
@@ -35,7 +36,7 @@ recipe = Recipe(
     section="Writing",
     summary=__doc__,
     params=(
-        Param("email", "str", "sam@example.com", label="Email", help="The unique key.", max_length=120),
+        params.email("sam@example.com", help="The unique key."),
         Param(
             "name",
             "str",
@@ -53,14 +54,10 @@ recipe = Recipe(
             help="The column in ON CONFLICT (…). users.name has no unique index.",
         ),
         Param("action", "choice", "do-update", label="On conflict", choices=("do-update", "do-nothing")),
-        Param(
-            "workers",
-            "int",
+        params.workers(
             8,
-            label="Workers (race variants)",
-            min=1,
             max=16,
-            sweepable=True,
+            label="Workers (race variants)",
             help="Concurrent sign-ups of the same email, each on its own connection.",
         ),
     ),
@@ -220,8 +217,8 @@ def on_conflict_race(run, p):
     return race_report(run, p, race(run, p, upsert_once))
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     m = result.metrics
     lines = []
     if "errors" in m:
