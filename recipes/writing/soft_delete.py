@@ -74,7 +74,7 @@ def accounts_with(run, email):
 
 @recipe.helper
 def soft_delete_account(session, email):
-    """UPDATE … SET deleted_at = now() for the live account with this email."""
+    """UPDATE … SET deleted_at = now() for the live account with this email (the soft-delete variant's)."""
     return session.execute(
         update(Account)
         .where(Account.email == email, Account.deleted_at.is_(None))
@@ -100,7 +100,12 @@ def live_only(session):
 def soft_delete(run, p):
     """soft-delete: stamp deleted_at; the row stays in the table"""
     with run.session() as session:
-        run.metric("rows_changed", soft_delete_account(session, p.email))
+        deleted = session.execute(
+            update(Account)
+            .where(Account.email == p.email, Account.deleted_at.is_(None))
+            .values(deleted_at=func.now())
+        )
+        run.metric("rows_changed", deleted.rowcount)
         session.commit()
     return accounts_with(run, p.email)
 
