@@ -51,17 +51,70 @@ SQLALCHEMY_METHODS = frozenset(
 _MISSING = object()
 
 
+RULES: dict[str, tuple[str, str]] = {
+    "E001": (
+        "{file} is not registered: no page and no test see it.",
+        "Add {name!r} to recipes.MODULES, in the cookbook's order.",
+    ),
+    "E002": (
+        "Recipe section {section!r} does not match its module {module!r}.",
+        "Keep the module in recipes/{folder}/ or change the section.",
+    ),
+    "E003": (
+        "The variant has no docstring: its first line is the label people choose it by.",
+        'Start the function with a one-line docstring, e.g. """count(*): one integer comes back""".',
+    ),
+    "E004": ("Default {default!r} {reason}.", "Fix the default, the bounds or the choices."),
+    "E005": (
+        "A sweepable parameter must be a number with min and max; this one is {kind!r} "
+        "(min={min}, max={max}).",
+        "Drop sweepable=True, or give the parameter a numeric kind and both bounds.",
+    ),
+    "E006": (
+        "The variant marks no main statement: nothing it sends gets EXPLAINed.",
+        "Wrap the statement it is about in run.main(...), here or in a helper it calls, "
+        "or declare @recipe.variant(main=False).",
+    ),
+    "E007": (
+        "The variant's own body calls no SQLAlchemy: the code shown as what ran would show none.",
+        "Build the statement or option the variant is about in its body (select(...), "
+        ".options(orm.selectinload(...)), session.execute(...)) and hand it to a shared helper.",
+    ),
+    "E008": (
+        "The variant reaches {function}() whose code the page does not show.",
+        "Register it with @recipe.helper.",
+    ),
+    "E009": ("The recipe has no summary.", "Write the module docstring and pass summary=__doc__."),
+    "E010": (
+        "The recipe links to no documentation.",
+        "Add (label, url) pairs for the PostgreSQL and SQLAlchemy pages to docs=.",
+    ),
+    "E011": ("Companion {companion!r} is not a registered recipe.", "Use the slug of a registered recipe."),
+    "E012": ("fails_with= is set without fails=.", "Say in one line why the variant fails: fails=..."),
+    "E013": (
+        "The notes function never reads the run's result: its lines cannot come from the figures.",
+        "Write each line from result.metrics, result.statements, result.plan or result.rows.",
+    ),
+}
+"""Every rule: code → (message, hint), formatted with what the check found."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One broken rule, reported as the system check `playground.<code>`."""
 
     code: str
-    """E001…; stable, so a silenced check stays silenced."""
+    """A key of `RULES`; stable, so a silenced check stays silenced."""
     obj: str
     """What is wrong: a module, a recipe slug, `slug:variant` or `slug.param`."""
     message: str
     hint: str = ""
     """How to fix it."""
+
+    @classmethod
+    def of(cls, code: str, obj: str, **found: Any) -> Problem:
+        message, hint = RULES[code]
+        return cls(code, obj, message.format(**found), hint.format(**found))
 
 
 def problems(modules: Iterable[str] | None = None, root: Path = RECIPES_ROOT) -> list[Problem]:
@@ -77,26 +130,19 @@ def problems(modules: Iterable[str] | None = None, root: Path = RECIPES_ROOT) ->
 
 
 def unregistered_modules(modules: Iterable[str], root: Path = RECIPES_ROOT) -> list[Problem]:
-    """E001: a module file in a section folder that `recipes.MODULES` does not list (never shown)."""
+    """E001: a module file in a section folder that `recipes.MODULES` does not list."""
     listed = set(modules)
     found = []
     for section in SECTIONS:
         for path in sorted((root / section.lower()).glob("*.py")):
             name = f"recipes.{section.lower()}.{path.stem}"
             if path.stem != "__init__" and name not in listed:
-                found.append(
-                    Problem(
-                        "E001",
-                        name,
-                        f"{path.relative_to(root.parent)} is not registered: no page and no test see it.",
-                        f"Add {name!r} to recipes.MODULES, in the cookbook's order.",
-                    )
-                )
+                found.append(Problem.of("E001", name, file=path.relative_to(root.parent), name=name))
     return found
 
 
 def recipe_problems(recipe: Recipe, module: str, known_slugs: Iterable[str] = ()) -> list[Problem]:
-    """Every rule `recipe`, defined in the module named `module`, breaks."""
+    """Every rule `recipe`, defined in the module named `module`, breaks (E011 only given `known_slugs`)."""
     found = _recipe_level(recipe, module, set(known_slugs))
     for param in recipe.params:
         found += param_problems(recipe.slug, param)
@@ -106,64 +152,29 @@ def recipe_problems(recipe: Recipe, module: str, known_slugs: Iterable[str] = ()
 
 
 def _recipe_level(recipe: Recipe, module: str, known_slugs: set[str]) -> list[Problem]:
-    found = []
+    slug, found = recipe.slug, []
     parts = module.split(".")
-    folder = parts[1] if len(parts) == 3 and parts[0] == "recipes" else None
-    if folder != recipe.section.lower():
-        found.append(
-            Problem(
-                "E002",
-                recipe.slug,
-                f"Recipe section {recipe.section!r} does not match its module {module!r}.",
-                f"Keep the module in recipes/{recipe.section.lower()}/ or change the section.",
-            )
-        )
-    if not recipe.summary or not recipe.summary.strip():
-        found.append(
-            Problem("E009", recipe.slug, "The recipe has no summary.", "Write the module docstring.")
-        )
+    folder = recipe.section.lower()
+    if len(parts) != 3 or parts[0] != "recipes" or parts[1] != folder:
+        found.append(Problem.of("E002", slug, section=recipe.section, module=module, folder=folder))
+    if not (recipe.summary or "").strip():
+        found.append(Problem.of("E009", slug))
     if not recipe.docs:
-        found.append(
-            Problem(
-                "E010",
-                recipe.slug,
-                "The recipe links to no documentation.",
-                "Add (label, url) pairs for the PostgreSQL and SQLAlchemy pages to docs=.",
-            )
-        )
-    for slug in recipe.companions:
-        if known_slugs and slug not in known_slugs:
-            found.append(Problem("E011", recipe.slug, f"Companion {slug!r} is not a registered recipe."))
+        found.append(Problem.of("E010", slug))
+    if known_slugs:
+        found += [Problem.of("E011", slug, companion=c) for c in recipe.companions if c not in known_slugs]
     if recipe.notes_hook is not None and not _reads_its_argument(recipe.notes_hook):
-        found.append(
-            Problem(
-                "E013",
-                recipe.slug,
-                "The notes function never reads the run's result: its lines cannot come from the figures.",
-                "Write each line from result.metrics, result.statements, result.plan or result.rows.",
-            )
-        )
+        found.append(Problem.of("E013", slug))
     return found
 
 
 def param_problems(slug: str, param: Param) -> list[Problem]:
-    """E004 (the default is not a value the form would accept) and E005 (sweeping a non-number)."""
-    obj = f"{slug}.{param.name}"
-    found = []
+    """E004 (a default the form would refuse) and E005 (sweeping what is not a bounded number)."""
+    obj, found = f"{slug}.{param.name}", []
     if (reason := _bad_default(param)) is not None:
-        found.append(
-            Problem("E004", obj, f"Default {param.default!r} {reason}.", "Fix the default or the bounds.")
-        )
+        found.append(Problem.of("E004", obj, default=param.default, reason=reason))
     if param.sweepable and (param.kind not in ("int", "float") or param.min is None or param.max is None):
-        found.append(
-            Problem(
-                "E005",
-                obj,
-                f"A sweepable parameter must be a number with min and max; this one is {param.kind!r}"
-                f" (min={param.min}, max={param.max}).",
-                "Drop sweepable=True or give the parameter a numeric kind and both bounds.",
-            )
-        )
+        found.append(Problem.of("E005", obj, kind=param.kind, min=param.min, max=param.max))
     return found
 
 
@@ -188,54 +199,20 @@ def _bad_default(param: Param) -> str | None:
 
 def variant_problems(recipe: Recipe, variant: Variant) -> list[Problem]:
     """E003 label, E006 main statement, E007 SQLAlchemy in its own body, E008 code not shown, E012."""
-    obj = f"{recipe.slug}:{variant.slug}"
-    found = []
-    doc = (variant.func.__doc__ or "").strip()
-    if not doc:
-        found.append(
-            Problem(
-                "E003",
-                obj,
-                "The variant has no docstring: its first line is the label people choose it by.",
-                'Start the function with a one-line docstring, e.g. """count(*): one integer comes back""".',
-            )
-        )
+    obj, found = f"{recipe.slug}:{variant.slug}", []
+    if not (variant.func.__doc__ or "").strip():
+        found.append(Problem.of("E003", obj))
     reached = reachable(variant.func)
     if variant.main and not any(_marks_main(f) for f in reached):
-        found.append(
-            Problem(
-                "E006",
-                obj,
-                "The variant marks no main statement: nothing it sends gets EXPLAINed.",
-                "Wrap the statement it is about in run.main(...) (here or in a helper it calls), "
-                "or declare @recipe.variant(main=False).",
-            )
-        )
+        found.append(Problem.of("E006", obj))
     if not sqlalchemy_calls(variant.func):
-        found.append(
-            Problem(
-                "E007",
-                obj,
-                "The variant's own body calls no SQLAlchemy: the code shown as what ran would show none.",
-                "Build the statement or option the variant is about in its body (select(...), "
-                ".options(selectinload(...)), session.execute(...)) and hand it to a shared helper.",
-            )
-        )
+        found.append(Problem.of("E007", obj))
     shown = {inspect.unwrap(h) for h in recipe.helpers}
-    for func in reached[1:]:
-        if inspect.unwrap(func) not in shown:
-            found.append(
-                Problem(
-                    "E008",
-                    obj,
-                    f"The variant reaches {func.__name__}() whose code the page does not show.",
-                    "Register it with @recipe.helper.",
-                )
-            )
+    found += [
+        Problem.of("E008", obj, function=f.__name__) for f in reached[1:] if inspect.unwrap(f) not in shown
+    ]
     if variant.fails_with and not variant.fails_on_purpose:
-        found.append(
-            Problem("E012", obj, "fails_with= is set without fails=.", "Say why it fails: fails=...")
-        )
+        found.append(Problem.of("E012", obj))
     return found
 
 

@@ -68,30 +68,33 @@ def at_once[T](
     """
     wave = max(1, min(n, at_most or n))
     lines = [threading.Barrier(min(wave, n - first), timeout=timeout) for first in range(0, n, wave)]
-
-    def one(index: int) -> Worker[T]:
-        line, passed = lines[index // wave], []
-        started = time.perf_counter()
-
-        def line_up() -> None:
-            line.wait()
-            passed.append(time.perf_counter())
-
-        value: T | None = None
-        error: BaseException | None = None
-        try:
-            value = work(index + 1, line_up)
-        except Exception as exc:
-            error = exc
-        if not passed:
-            line.abort()
-        return Worker(index + 1, value, error, started, passed[0] if passed else None, time.perf_counter())
-
     # The pool has one thread per worker of a wave; the next wave's workers take them in order.
     with ThreadPoolExecutor(max_workers=wave) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, one, i) for i in range(n)]
+        futures = [
+            pool.submit(contextvars.copy_context().run, _one, i + 1, work, lines[i // wave]) for i in range(n)
+        ]
     done = [f.result() for f in futures]
     for worker in done:
         if worker.error is not None and not isinstance(worker.error, EXPECTED):
             raise worker.error
     return done
+
+
+def _one[T](number: int, work: Callable[[int, Callable[[], None]], T], line: threading.Barrier) -> Worker[T]:
+    """Run one worker, and abort its line-up if it ends without having got through it."""
+    passed: list[float] = []
+    started = time.perf_counter()
+
+    def line_up() -> None:
+        line.wait()
+        passed.append(time.perf_counter())
+
+    value: T | None = None
+    error: BaseException | None = None
+    try:
+        value = work(number, line_up)
+    except Exception as exc:
+        error = exc
+    if not passed:
+        line.abort()
+    return Worker(number, value, error, started, passed[0] if passed else None, time.perf_counter())
