@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
+from pathlib import Path
+from types import ModuleType
+
 import pytest
 from django.core.management import call_command
 from sqlalchemy import orm, select, text
 
 import recipes
 from playground.checks import recipe_contract, recipe_errors
+from playground.running import runner
 from recipes import contract
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Author
@@ -251,3 +257,31 @@ def test_e013_notes_that_never_read_the_run():
         return ["This is always 2 ms."]
 
     assert ids(recipe) == ["playground.E013"]
+
+
+# --- the guide's example ---------------------------------------------------------------------------
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "adding-a-recipe.md"
+
+
+def guide_example(tmp_path: Path) -> ModuleType:
+    """The complete module docs/adding-a-recipe.md walks through, imported from a file of its own."""
+    blocks = re.findall(r"```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
+    (source,) = [b for b in blocks if 'slug="latest-per-owner"' in b]
+    path = tmp_path / "latest_per_owner.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("guide_latest_per_owner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_guides_example_keeps_the_contract_and_runs(tmp_path, engine):
+    recipe = guide_example(tmp_path).recipe
+    assert contract.recipe_problems(recipe, "recipes.reading.latest_per_owner") == []
+    for variant in recipe.variant_list:
+        result = runner.run(recipe=recipe, variant=variant.slug, params={"rows": 1000}, engine=engine)
+        assert result.ok, result.error
+        assert result.plan is not None and result.plan.json
+        assert result.metrics["owners"] == 1000
+        assert any("rows for 1,000 owners" in line for line in result.notes), result.notes
