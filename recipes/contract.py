@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import inspect
 import textwrap
 from collections.abc import Callable, Iterable
@@ -217,6 +218,7 @@ def variant_problems(recipe: Recipe, variant: Variant) -> list[Problem]:
 
 
 # --- reading code -----------------------------------------------------------------------------
+@functools.cache  # a helper is read once for every variant that reaches it
 def _tree(func: Callable[..., Any]) -> ast.AST:
     return ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(func))))
 
@@ -288,21 +290,30 @@ def reachable(func: Callable[..., Any]) -> list[Callable[..., Any]]:
     """
     import recipes
 
-    homes = {func.__module__, *recipes.MODULES}
+    homes = frozenset({func.__module__, *recipes.MODULES})
     order: list[Callable[..., Any]] = [func]
     seen = {inspect.unwrap(func)}
     for current in order:
-        scope = _scope(current)
-        for node in ast.walk(_tree(current)):
-            target = _resolve(node, scope) if isinstance(node, (ast.Name, ast.Attribute)) else _MISSING
-            if not isinstance(target, FunctionType) or target.__module__ not in homes:
-                continue
+        for target in _functions_named(current, homes):
             if inspect.unwrap(target) not in seen:
                 seen.add(inspect.unwrap(target))
                 order.append(target)
     return order
 
 
+@functools.cache
+def _functions_named(func: Callable[..., Any], homes: frozenset[str]) -> tuple[FunctionType, ...]:
+    """The functions of the `homes` modules that `func`'s source names, in order."""
+    scope = _scope(func)
+    found = []
+    for node in ast.walk(_tree(func)):
+        target = _resolve(node, scope) if isinstance(node, (ast.Name, ast.Attribute)) else _MISSING
+        if isinstance(target, FunctionType) and target.__module__ in homes:
+            found.append(target)
+    return tuple(found)
+
+
+@functools.cache
 def _marks_main(func: Callable[..., Any]) -> bool:
     """Whether `func` uses run.main (called or handed on) or sets the main execution option itself."""
     for node in ast.walk(_tree(func)):
