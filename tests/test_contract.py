@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_module
 import importlib.util
 import re
 from pathlib import Path
@@ -98,6 +99,15 @@ def test_every_registered_module_file_is_on_the_shelf_and_in_the_api(client):
     shelf = client.get("/").content.decode()
     for slug in recipes.REGISTRY:
         assert f'href="/recipes/{slug}/"' in shelf, slug
+
+
+@pytest.mark.django_db
+def test_the_page_shows_the_statement_and_the_helpers_that_build_it(client):
+    def text_of(url: str) -> str:  # the source blocks are syntax-highlighted: drop the tags
+        return html_module.unescape(re.sub(r"<[^>]+>", "", client.get(url).content.decode()))
+
+    assert "select(Author).options(books)" in text_of("/recipes/eager-loading/?variant=selectinload")
+    assert "def the_query(p):" in text_of("/recipes/indexes/")  # reached by every variant, so shown
 
 
 @pytest.mark.django_db
