@@ -10,7 +10,7 @@ import inspect
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from recipes.context import Run, Setup
@@ -96,6 +96,7 @@ class Rows:
 
 
 VariantFunc = Callable[["Run", Params], "Rows | None"]
+H = TypeVar("H", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,18 @@ class Variant:
 
     slug: str
     func: VariantFunc
+    fails: str | None = None
+    """Why this variant ends in an error with its default parameters, on purpose (one line); None
+    for a variant expected to succeed. The error is its lesson (raiseload, a unique violation…)."""
+    fails_with: str = ""
+    """A phrase of the error message a variant that fails on purpose ends with ("" = any error)."""
+    main: bool = True
+    """Whether the variant marks a main statement with `run.main(...)`, whose plan is EXPLAINed.
+    False declares that it has nothing single to explain; the system checks hold it to either."""
+
+    @property
+    def fails_on_purpose(self) -> bool:
+        return self.fails is not None
 
     @property
     def label(self) -> str:
@@ -121,6 +134,15 @@ class Variant:
         """The code that runs, exactly as written in the recipe module."""
         return textwrap.dedent(inspect.getsource(self.func))
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "slug": self.slug,
+            "label": self.label,
+            "description": self.description,
+            "fails_on_purpose": self.fails_on_purpose,
+            "fails_because": self.fails,
+        }
+
 
 @dataclass
 class Recipe:
@@ -135,20 +157,23 @@ class Recipe:
     docs: tuple[tuple[str, str], ...] = ()
     """(label, url) of the PostgreSQL and SQLAlchemy pages worth reading."""
     variants: dict[str, Variant] = field(default_factory=dict)
-    prepare: Callable[[Setup, Params], None] | None = None
-    """Brings the sandbox's tables to the state the variants expect (not captured)."""
-    notice: Callable[[Any], list[str]] | None = None
-    """Writes the "what to notice" lines from a finished RunResult's figures."""
+    setup_hook: Callable[[Setup, Params], None] | None = None
+    """Set by `@recipe.setup`: brings the sandbox's tables to the state the variants expect (not
+    captured)."""
+    notes_hook: Callable[[Any], list[str]] | None = None
+    """Set by `@recipe.notes`: writes the "what to notice" lines from a finished RunResult's figures."""
     helpers: list[Callable[..., Any]] = field(default_factory=list)
-    """Functions the variants call; their source is shown beside the variant's."""
+    """Filled by `@recipe.helper`: functions the variants call; their source is shown beside the
+    variant's."""
     variant_alias: str | None = None
     """A parameter name that also selects the variant (e.g. `strategy`), for scripts."""
     measure_memory: bool = False
     """Trace Python allocations during the variant and report the peak (slows it down)."""
     companions: tuple[str, ...] = ()
     """Slugs of recipes whose variants a sweep of this one draws alongside (offset beside keyset)."""
-    limits: Callable[[str, Params], dict[str, str]] | None = None
-    """Refuses combinations of parameters too costly for a shared instance: field → message."""
+    guard_hook: Callable[[str, Params], dict[str, str]] | None = None
+    """Set by `@recipe.guard`: refuses combinations of parameters too costly for a shared instance,
+    as field → message."""
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -157,23 +182,33 @@ class Recipe:
         if len(names) != len(set(names)):
             raise ValueError(f"{self.slug}: duplicate parameter name")
 
-    def variant(self, func: VariantFunc | None = None, *, slug: str | None = None) -> Any:
+    def variant(
+        self,
+        func: VariantFunc | None = None,
+        *,
+        slug: str | None = None,
+        fails: str | None = None,
+        fails_with: str = "",
+        main: bool = True,
+    ) -> Any:
         """Register `func` as a variant; the slug defaults to its name with dashes.
 
-        `@recipe.variant` or `@recipe.variant(slug="exists")` when the name is a Python keyword
-        or builtin worth not shadowing.
+        `@recipe.variant`, or with arguments: `slug="exists"` when the name is a Python keyword or
+        a builtin worth not shadowing; `fails="why, in one line"` (and `fails_with=` a phrase of
+        the error) for a variant whose lesson is the error it ends with; `main=False` for one
+        that marks no statement with `run.main`.
         """
 
         def register(f: VariantFunc) -> VariantFunc:
             name = slug or f.__name__.replace("_", "-")
             if name in self.variants:
                 raise ValueError(f"{self.slug}: duplicate variant {name!r}")
-            self.variants[name] = Variant(slug=name, func=f)
+            self.variants[name] = Variant(slug=name, func=f, fails=fails, fails_with=fails_with, main=main)
             return f
 
         return register(func) if func is not None else register
 
-    def helper(self, func: Callable[..., Any]) -> Callable[..., Any]:
+    def helper(self, func: H) -> H:
         """Register a function the variants share, so the page shows its code too."""
         self.helpers.append(func)
         return func
@@ -183,12 +218,13 @@ class Recipe:
         return [textwrap.dedent(inspect.getsource(f)) for f in self.helpers]
 
     def setup(self, func: Callable[[Setup, Params], None]) -> Callable[[Setup, Params], None]:
-        self.prepare = func
+        """Register the function that prepares the sandbox before each run (sets `setup_hook`)."""
+        self.setup_hook = func
         return func
 
     def guard(self, func: Callable[[str, Params], dict[str, str]]) -> Callable[[str, Params], dict[str, str]]:
-        """Register the check run on (variant, params) before anything runs."""
-        self.limits = func
+        """Register the check run on (variant, params) before anything runs (sets `guard_hook`)."""
+        self.guard_hook = func
         return func
 
     def validate(self, data: Mapping[str, Any], *, form: bool = False) -> Validated:
@@ -200,8 +236,9 @@ class Recipe:
 
         return validate(self, data, form=form)
 
-    def explain(self, func: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
-        self.notice = func
+    def notes(self, func: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
+        """Register the function that writes the "what to notice" lines (sets `notes_hook`)."""
+        self.notes_hook = func
         return func
 
     @property
@@ -250,10 +287,7 @@ class Recipe:
             "title": self.title,
             "section": self.section,
             "summary": self.summary,
-            "variants": [
-                {"slug": v.slug, "label": v.label, "description": v.description}
-                for v in self.variants.values()
-            ],
+            "variants": [v.to_json() for v in self.variants.values()],
             "parameters": [p.to_json() for p in self.params] + self._alias_json(),
             "docs": [{"label": label, "url": url} for label, url in self.docs],
         }

@@ -11,10 +11,12 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 
-from recipes.datasets import Dataset
+from recipes.datasets.seeding import Dataset
+from recipes.workers import Worker, at_once
 
 MAIN_OPTION = "playground_main"
 S = TypeVar("S", bound=Executable)
+T = TypeVar("T")
 
 
 class Run:
@@ -91,6 +93,21 @@ class Run:
     def metric(self, name: str, value: Any) -> None:
         """Record a figure of the recipe's own (shown beside the standard ones)."""
         self.metrics[name] = value
+
+    def at_once(
+        self,
+        n: int,
+        work: Callable[[int, Callable[[], None]], T],
+        *,
+        at_most: int | None = None,
+        timeout: float = 10.0,
+    ) -> list[Worker[T]]:
+        """Run `work(number, line_up)` in `n` threads that start together at `line_up()`.
+
+        Each worker's result or error and its timings come back in order; its statements are
+        captured with the run's. See `recipes.workers.at_once` for waves and the line-up rules.
+        """
+        return at_once(n, work, at_most=at_most, timeout=timeout)
 
 
 class Setup:

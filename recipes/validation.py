@@ -101,7 +101,7 @@ def from_link(recipe: Recipe, data: Mapping[str, Any]) -> dict[str, Any]:
 
 def guard_errors(recipe: Recipe, variant: str, params: Params) -> Errors:
     """The recipe's own refusal of a costly combination; only ever asked about valid values."""
-    guard = recipe.limits
+    guard = recipe.guard_hook
     refused = guard(variant, params) if guard is not None else {}
     return {field: [message] for field, message in refused.items()}
 

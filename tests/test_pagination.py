@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-import recipes
-from playground.running import runner
 from recipes.plan import PlanSummary, summarize
 from recipes.results import RunResult
 from tests.conftest import ROWS
@@ -107,31 +105,3 @@ def test_exclusive_times_add_up_to_the_root(engine, run_recipe, which):
     total = sum(n.exclusive_ms for n in summary.nodes)
     assert total == pytest.approx(root, rel=0.1, abs=0.05)
     assert 0 <= sum(n.share for n in summary.nodes) <= 1.1
-
-
-# --- every variant --------------------------------------------------------------------------
-VARIANTS = [(slug, variant) for slug, recipe in recipes.REGISTRY.items() for variant in recipe.variants]
-MEANT_TO_FAIL = {
-    ("eager-loading", "raiseload"): "lazy='raise'",
-    ("soft-delete", "re-register"): "accounts_email_key",
-    ("unit-of-work", "commit-each-step"): "violates check constraint",
-    ("unit-of-work", "try-rollback"): "violates check constraint",
-    ("unit-of-work", "one-transaction"): "violates check constraint",
-}
-"""Variants whose lesson is the error they end with, and a phrase of that error."""
-
-
-@pytest.mark.parametrize(("slug", "variant"), VARIANTS, ids=[f"{s}:{v}" for s, v in VARIANTS])
-def test_every_variant_runs_with_its_defaults(engine, slug, variant):
-    recipe = recipes.REGISTRY[slug]
-    params = {"rows": 1000} if "rows" in recipe.defaults() else {}
-    result = runner.run(recipe=recipe, variant=variant, params=params, engine=engine)
-    if (slug, variant) in MEANT_TO_FAIL:
-        assert result.ok is False
-        assert MEANT_TO_FAIL[slug, variant] in (result.error or "")
-    else:
-        assert result.ok, result.error
-    assert result.plan is not None and result.plan.json, result.plan
-    assert "Execution Time" in result.plan.json[0]
-    assert result.query_count >= 1
-    assert result.to_json()["recipe"] == slug

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import text
 
+import recipes
 from playground.running import runner
 from playground.running.capture import Capture
 from recipes.base import Recipe
@@ -180,3 +181,24 @@ def test_sqlalchemy_cache_markers_are_captured(engine, run_recipe):
     page_sql = [s for s in again.statements if s.main][0]
     assert page_sql.cache.startswith("cached since")  # same statement shape, compiled once
     assert all(s.cache for s in first.statements if s.kind == "query")
+
+
+# --- every variant --------------------------------------------------------------------------
+# Built from the registry: a module listed in recipes.MODULES is covered with nothing to add here.
+VARIANTS = [(recipe, variant) for recipe in recipes.REGISTRY.values() for variant in recipe.variant_list]
+
+
+@pytest.mark.parametrize(("recipe", "variant"), VARIANTS, ids=[f"{r.slug}:{v.slug}" for r, v in VARIANTS])
+def test_every_variant_runs_with_its_defaults(engine, recipe, variant):
+    params = {"rows": 1000} if "rows" in recipe.defaults() else {}
+    result = runner.run(recipe=recipe, variant=variant.slug, params=params, engine=engine)
+    if variant.fails_on_purpose:  # declared on the variant: @recipe.variant(fails=..., fails_with=...)
+        assert result.ok is False
+        assert variant.fails_with in (result.error or "")
+    else:
+        assert result.ok, result.error
+    if variant.main:
+        assert result.plan is not None and result.plan.json, result.plan
+        assert "Execution Time" in result.plan.json[0]
+    assert result.query_count >= 1
+    assert result.to_json()["recipe"] == recipe.slug

@@ -76,7 +76,7 @@ def run(
         metrics=jsonable(context.metrics),
         setup=setup.log,
     )
-    notes = recipe.notice(result) if recipe.notice else []
+    notes = recipe.notes_hook(result) if recipe.notes_hook else []
     return replace(result, notes=notes)
 
 
@@ -85,8 +85,8 @@ def prepare(recipe: Recipe, p: Params, engine: Engine) -> Setup:
     try:
         with engine.begin() as conn:
             setup = Setup(conn)
-            if recipe.prepare is not None:
-                recipe.prepare(setup, p)
+            if recipe.setup_hook is not None:
+                recipe.setup_hook(setup, p)
             setup.analyze()  # tables a setup seeded without re-indexing them afterwards
     except SQLAlchemyError as exc:
         raise SetupError(f"Preparing the sandbox failed: {describe_error(exc)}") from exc

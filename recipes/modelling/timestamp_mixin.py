@@ -17,7 +17,8 @@ from datetime import datetime
 from sqlalchemy import BigInteger, DateTime, Identity, Text, func, select, text, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from recipes.base import Param, Recipe, Rows
+from recipes import params
+from recipes.base import Recipe, Rows
 from recipes.datasets import REGISTRY_DDL, Base, Dataset
 
 
@@ -55,13 +56,12 @@ recipe = Recipe(
     section="Modelling",
     summary=__doc__,
     params=(
-        Param(
-            "rows",
-            "int",
+        params.rows(
             5,
-            label="Rows to touch",
             min=1,
             max=TABLE_ROWS,
+            label="Rows to touch",
+            sweepable=False,
             help=f"How many of the table's {TABLE_ROWS} memos the write changes (or how many to insert).",
         ),
     ),
@@ -201,8 +201,8 @@ def trigger(run, p):
     return before_and_after(run, p, write)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     touched = result.metrics.get("rows_touched")
     if touched is None:
         return []

@@ -15,13 +15,13 @@ that could exceed what is left of it.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 import time
 
 from sqlalchemy import event, exc, text
 from sqlalchemy.pool import NullPool, QueuePool
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 
 APP = "recipe-pool"
@@ -46,7 +46,7 @@ recipe = Recipe(
         Param("pool_timeout", "float", 1.0, label="pool_timeout (s)", min=0.05, max=10),
         Param("pool_pre_ping", "bool", False, label="pool_pre_ping"),
         Param("pool_recycle", "int", -1, label="pool_recycle (s)", min=-1, max=3600, help="-1 = never."),
-        Param("workers", "int", 4, label="Workers", min=1, max=10, sweepable=True),
+        params.workers(4, max=10),
         Param(
             "hold_ms",
             "int",
@@ -72,13 +72,6 @@ recipe = Recipe(
 )
 
 
-def needed(variant, p):
-    """Connections the pool can open at most: NullPool opens one per worker."""
-    if variant == "null-pool" or p.poolclass == "null":
-        return p.workers
-    return min(p.workers, p.pool_size + p.max_overflow)
-
-
 @recipe.guard
 def limits(variant, p):
     if needed(variant, p) > MAX_CONNECTIONS:
@@ -102,8 +95,16 @@ def prepare(setup, p):
 
 
 @recipe.helper
-def pool_engine(run, p, poolclass):
-    """An engine with the chosen pool, refused if it could break the role's connection limit."""
+def needed(variant, p):
+    """Connections the pool can open at most: NullPool opens one per worker."""
+    if variant == "null-pool" or p.poolclass == "null":
+        return p.workers
+    return min(p.workers, p.pool_size + p.max_overflow)
+
+
+@recipe.helper
+def pool_options(run, p, poolclass):
+    """create_engine() options for the chosen pool; refused if it could break the role's connection limit."""
     limit, open_before = run.prepared["role_limit"], run.prepared["open_before"]
     wanted = needed("null-pool" if poolclass == "null" else "", p)
     left = limit - open_before - 1 if limit >= 0 else wanted  # one kept for watching the server
@@ -112,23 +113,21 @@ def pool_engine(run, p, poolclass):
             f"This run could open {wanted} connections, but the sandbox role may hold {limit} at once and "
             f"{open_before} are already open: {max(left, 0)} left. Lower workers, pool_size or max_overflow."
         )
-    options = {"pool_pre_ping": p.pool_pre_ping, "pool_recycle": p.pool_recycle}
+    options = {
+        "pool_pre_ping": p.pool_pre_ping,
+        "pool_recycle": p.pool_recycle,
+        "connect_args": {"application_name": APP},
+    }
     if poolclass == "null":
-        options["poolclass"] = NullPool
-    else:
-        options.update(
-            poolclass=QueuePool,
-            pool_size=p.pool_size,
-            max_overflow=p.max_overflow,
-            pool_timeout=p.pool_timeout,
-        )
-    return run.engine_with(connect_args={"application_name": APP}, **options)
+        return {"poolclass": NullPool, **options}
+    pool = {"pool_size": p.pool_size, "max_overflow": p.max_overflow, "pool_timeout": p.pool_timeout}
+    return {"poolclass": QueuePool, **pool, **options}
 
 
 @recipe.helper
-def borrow(run, engine, p, start_line):
+def borrow(run, engine, p, line_up, opened):
     """One worker: wait for the others, borrow a connection, hold it for hold_ms, give it back."""
-    start_line.wait()
+    line_up()
     slot = {"asked": time.perf_counter(), "got": None, "pid": None, "outcome": "ok"}
     try:
         with engine.connect() as conn:
@@ -139,33 +138,28 @@ def borrow(run, engine, p, start_line):
     except exc.DBAPIError as error:
         slot["outcome"] = f"error: {str(error.orig).strip().splitlines()[0]}"
     slot["done"] = time.perf_counter()
+    slot["new_connection"] = threading.get_ident() in opened
     return slot
 
 
 @recipe.helper
 def burst(run, p, engine):
-    """All workers at once (each thread inside a copy of this context, so its SQL is captured)."""
+    """All workers at once, each borrowing one connection; run.at_once captures their SQL with the run's."""
     opened = []
     event.listen(engine, "connect", lambda *args: opened.append(threading.get_ident()))
-    start_line = threading.Barrier(p.workers)
-    slots = [None] * p.workers
-
-    def work(i):
-        slots[i] = borrow(run, engine, p, start_line)
-        slots[i]["new_connection"] = threading.get_ident() in opened
-
-    threads = [
-        threading.Thread(target=contextvars.copy_context().run, args=(work, i)) for i in range(p.workers)
-    ]
     with watching(run) as seen:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        workers = run.at_once(p.workers, lambda number, line_up: borrow(run, engine, p, line_up, opened))
     run.metric("connections_opened", len(opened))
     run.metric("peak_server_connections", max(seen, default=0))
     run.metric("pool_status", engine.pool.status())
-    return timeline(run, slots)
+    return timeline(run, [w.value if w.ok else never_lined_up(w) for w in workers])
+
+
+@recipe.helper
+def never_lined_up(worker):
+    """The slot of a worker whose line-up broke before it could ask for a connection."""
+    outcome = f"error: {type(worker.error).__name__}"
+    return {"asked": worker.started, "got": None, "done": worker.finished, "pid": None, "outcome": outcome}
 
 
 class watching:
@@ -200,6 +194,7 @@ class watching:
         self.thread.join()
 
 
+@recipe.helper
 def timeline(run, slots):
     """One row per worker (waited, held, outcome) and the timeline the page draws from them."""
     start = min(s["asked"] for s in slots)
@@ -225,7 +220,8 @@ def timeline(run, slots):
 @recipe.variant(slug="burst")
 def burst_(run, p):
     """Every worker asks for a connection at the same moment"""
-    return burst(run, p, pool_engine(run, p, p.poolclass))
+    engine = run.engine_with(**pool_options(run, p, p.poolclass))  # create_engine() with the pool's options
+    return burst(run, p, engine)
 
 
 @recipe.variant
@@ -234,7 +230,7 @@ def dropped_connections(run, p):
 
     Like a managed Postgres or a proxy dropping idle sockets. Run it with and without pre-ping.
     """
-    engine = pool_engine(run, p, p.poolclass)
+    engine = run.engine_with(**pool_options(run, p, p.poolclass))
     held = [engine.connect() for _ in range(min(p.workers, p.pool_size))]
     pids = [conn.execute(text("SELECT pg_backend_pid()")).scalar() for conn in held]
     for conn in held:
@@ -251,11 +247,12 @@ def dropped_connections(run, p):
 @recipe.variant
 def null_pool(run, p):
     """NullPool: no pool at all, every checkout opens a new connection and closes it after"""
-    return burst(run, p, pool_engine(run, p, "null"))
+    engine = run.engine_with(**pool_options(run, p, "null"))  # poolclass=NullPool
+    return burst(run, p, engine)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     m = result.metrics
     if "peak_server_connections" not in m:
         return []

@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, Computed, Identity, Text, func, insert, selec
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base, Dataset
 from recipes.notes import plan_of
@@ -135,16 +136,7 @@ recipe = Recipe(
         Param("index", "choice", "expression-gin", label="Index", choices=tuple(INDEXES)),
         Param("rank", "choice", "ts_rank", label="Rank", choices=("none", "ts_rank", "ts_rank_cd")),
         Param("headline", "bool", True, label="Highlighted snippets (ts_headline)"),
-        Param(
-            "rows",
-            "int",
-            10_000,
-            label="Articles",
-            min=1_000,
-            max=100_000,
-            sweepable=True,
-            help="Rows in articles; changing it re-seeds the table.",
-        ),
+        params.rows(10_000, min=1_000, max=100_000, table="articles", label="Articles"),
     ),
     docs=(
         ("PostgreSQL: full text search", "https://www.postgresql.org/docs/current/textsearch-intro.html"),
@@ -224,8 +216,8 @@ def mismatched_config(run, p):
     return search(run, p, document.bool_op("@@")(query), document, query)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     lines = []
     matches = result.metrics.get("matches")
     if matches is not None:

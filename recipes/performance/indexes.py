@@ -15,9 +15,11 @@ of inserts with and without the index, in transactions that are rolled back.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from sqlalchemy import func, select, text
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import DOCUMENTS, USERS, Document, User
 from recipes.notes import plan_of
@@ -56,18 +58,16 @@ recipe = Recipe(
             help="owner-newest: one owner's 20 newest documents; live-newest: the 20 newest not deleted; "
             "email-lower: a user by lower(email).",
         ),
-        Param(
-            "rows",
-            "int",
+        params.rows(
             200_000,
-            label="Table rows",
             min=1_000,
             max=1_000_000,
+            sweepable=False,
             help="Rows in documents and in users; changing it re-seeds them.",
         ),
         Param("owners", "int", 1000, label="Owners", min=1, max=100_000, help="Distinct owner_id values."),
         Param("owner", "int", 1, label="owner_id to look up", min=1, max=100_000),
-        Param("email", "str", "User42@Example.com", label="Email to look up", max_length=100),
+        params.email("User42@Example.com", label="Email to look up", max_length=100),
         Param(
             "batch",
             "int",
@@ -99,6 +99,7 @@ def prepare(setup, p):
     setup.dataset(USERS, rows=p.rows, match=10)
 
 
+@recipe.helper
 def the_query(p):
     """The query shape chosen with the `query` parameter."""
     if p.query == "email-lower":
@@ -146,15 +147,17 @@ def insert_ms(conn, table, batch, without=None):
 
 
 @recipe.helper
-def measure(run, p, choice):
-    """Build the chosen index, run the query, then weigh the index and time writes with and without it."""
+@contextmanager
+def only_index(run, p, choice):
+    """A connection on which the chosen index is the only optional one (built and ANALYZEd if it
+    is new); once the block has run its query, weigh the index and time writes with and without it."""
     dataset, name = CHOICES[choice]
     if name is None and p.query == "email-lower":
         dataset = USERS
     with run.connect() as conn:
         built = use_index(conn, dataset, name)
         conn.commit()
-        found = conn.execute(run.main(the_query(p))).all()
+        yield conn
         conn.commit()
         if name:
             run.metric(
@@ -172,47 +175,64 @@ def measure(run, p, choice):
             run.metric("insert_ms_without_index", insert_ms(conn, dataset.table, p.batch, without=name))
         # The rolled-back rows stay behind as dead tuples; clear them so the table does not grow.
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text(f"VACUUM {dataset.table}"))
-    return Rows(tuple(the_query(p).selected_columns.keys()), [tuple(row) for row in found])
+
+
+@recipe.helper
+def found(p, rows):
+    """The rows the query returned, under its own column names."""
+    return Rows(tuple(the_query(p).selected_columns.keys()), [tuple(row) for row in rows])
 
 
 @recipe.variant
 def none(run, p):
     """No index beyond the primary key (and users' unique email)"""
-    return measure(run, p, "none")
+    with only_index(run, p, "none") as conn:
+        rows = conn.execute(run.main(the_query(p))).all()
+    return found(p, rows)
 
 
 @recipe.variant
 def owner_created(run, p):
     """(owner_id, created_at DESC): the equality column first, the sort column last"""
-    return measure(run, p, "owner-created")
+    with only_index(run, p, "owner-created") as conn:
+        rows = conn.execute(run.main(the_query(p))).all()
+    return found(p, rows)
 
 
 @recipe.variant
 def created_owner(run, p):
     """(created_at DESC, owner_id): the same columns in the other order"""
-    return measure(run, p, "created-owner")
+    with only_index(run, p, "created-owner") as conn:
+        rows = conn.execute(run.main(the_query(p))).all()
+    return found(p, rows)
 
 
 @recipe.variant
 def partial_live(run, p):
     """(created_at DESC) WHERE deleted_at IS NULL: only the live rows"""
-    return measure(run, p, "partial-live")
+    with only_index(run, p, "partial-live") as conn:
+        rows = conn.execute(run.main(the_query(p))).all()
+    return found(p, rows)
 
 
 @recipe.variant
 def email(run, p):
     """The plain B-tree on users.email (the unique constraint's)"""
-    return measure(run, p, "email")
+    with only_index(run, p, "email") as conn:
+        rows = conn.execute(run.main(the_query(p))).all()
+    return found(p, rows)
 
 
 @recipe.variant
 def lower_email(run, p):
     """An index on the expression lower(email)"""
-    return measure(run, p, "lower-email")
+    with only_index(run, p, "lower-email") as conn:
+        rows = conn.execute(run.main(the_query(p))).all()
+    return found(p, rows)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     lines = []
     summary = plan_of(result)
     if summary is not None and summary.key_scan is not None:

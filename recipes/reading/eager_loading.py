@@ -94,28 +94,27 @@ def prepare(setup, p):
 
 
 @recipe.helper
-def load(run, p, loader):
-    """Query the parents with `loader` applied, then touch every relationship the page shows."""
+def load(run, p, authors, books):
+    """Run the statement for the chosen direction, then touch every relationship the page shows.
+
+    `authors` loads authors with their books (a collection); `books` loads books with their
+    author (many-to-one). The order and the LIMIT are the same for every strategy.
+    """
     if p.direction == "books-author":
-        stmt = select(Book).order_by(Book.id).options(loader(Book.author))
+        stmt, columns = books.order_by(Book.id), ("book", "author")
     else:
-        option = loader(Author.books)
-        if p.nested:
-            option = option.options(loader(Book.reviews))  # chained: a second hop needs its own option
-        stmt = select(Author).order_by(Author.id).options(option)
+        stmt, columns = authors.order_by(Author.id), ("author", "books", "reviews")
     if p.limit:
         stmt = stmt.limit(p.limit)
     with run.session() as session:
         parents = session.scalars(run.main(stmt)).unique().all()
         if p.direction == "books-author":
             data = [(book.title, book.author.name) for book in parents]
-            columns = ("book", "author")
         else:
             data = [
                 (a.name, len(a.books), sum(len(b.reviews) for b in a.books) if p.nested else None)
                 for a in parents
             ]
-            columns = ("author", "books", "reviews")
         run.metric("parents_loaded", len(parents))
         run.metric("objects_built", len(session.identity_map))
     return Rows(columns, data)
@@ -124,41 +123,63 @@ def load(run, p, loader):
 @recipe.variant
 def lazy(run, p):
     """lazy (the default): one more SELECT each time a relationship is touched"""
-    return load(run, p, orm.lazyload)
+    books = orm.lazyload(Author.books)
+    if p.nested:
+        books = books.lazyload(Book.reviews)  # chained: a second hop needs its own option
+    return load(run, p, select(Author).options(books), select(Book).options(orm.lazyload(Book.author)))
 
 
 @recipe.variant
 def selectinload(run, p):
     """selectinload: one more SELECT … WHERE id IN (…) for all parents at once"""
-    return load(run, p, orm.selectinload)
+    books = orm.selectinload(Author.books)
+    if p.nested:
+        books = books.selectinload(Book.reviews)
+    return load(run, p, select(Author).options(books), select(Book).options(orm.selectinload(Book.author)))
 
 
 @recipe.variant
 def joinedload(run, p):
     """joinedload: a LEFT OUTER JOIN in the same query, parent columns repeated per child"""
-    return load(run, p, orm.joinedload)
+    books = orm.joinedload(Author.books)
+    if p.nested:
+        books = books.joinedload(Book.reviews)
+    # A joined collection repeats each author per book: load() calls .unique() on the result.
+    return load(run, p, select(Author).options(books), select(Book).options(orm.joinedload(Book.author)))
 
 
 @recipe.variant
 def subqueryload(run, p):
     """subqueryload: a second query that re-runs the first one as a subquery"""
-    return load(run, p, orm.subqueryload)
+    books = orm.subqueryload(Author.books)
+    if p.nested:
+        books = books.subqueryload(Book.reviews)
+    return load(run, p, select(Author).options(books), select(Book).options(orm.subqueryload(Book.author)))
 
 
 @recipe.variant
 def immediateload(run, p):
     """immediateload: the lazy loads, fired as each parent is built instead of when touched"""
-    return load(run, p, orm.immediateload)
+    books = orm.immediateload(Author.books)
+    if p.nested:
+        books = books.immediateload(Book.reviews)
+    return load(run, p, select(Author).options(books), select(Book).options(orm.immediateload(Book.author)))
 
 
-@recipe.variant
+@recipe.variant(
+    fails="touching a relationship the query did not load raises instead of loading it",
+    fails_with="lazy='raise'",
+)
 def raiseload(run, p):
     """raiseload: touching an unloaded relationship is an error, so N+1 cannot sneak in"""
-    return load(run, p, orm.raiseload)
+    books = orm.raiseload(Author.books)
+    if p.nested:
+        books = books.raiseload(Book.reviews)
+    return load(run, p, select(Author).options(books), select(Book).options(orm.raiseload(Book.author)))
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     queries = [s for s in result.statements if s.kind == "query"]
     if not queries:
         return []

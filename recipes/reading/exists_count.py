@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import exists, func, select
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import USERS, User
 from recipes.notes import plan_of
@@ -20,16 +21,7 @@ recipe = Recipe(
     summary=__doc__,
     measure_memory=True,
     params=(
-        Param(
-            "rows",
-            "int",
-            100_000,
-            label="Table rows",
-            min=1_000,
-            max=1_000_000,
-            sweepable=True,
-            help="Rows in users; changing it re-seeds the table.",
-        ),
+        params.rows(100_000, min=1_000, max=1_000_000, table="users"),
         Param(
             "match",
             "int",
@@ -102,8 +94,8 @@ def exists_(run, p):
     return Rows(("any admin?",), [(answer,)])
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     queries = [s for s in result.statements if s.kind == "query"]
     wire = sum(s.rowcount or 0 for s in queries)
     lines = [f"{wire:,} row{'s' if wire != 1 else ''} crossed the wire for one answer."]

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from sqlalchemy import select, text, tuple_
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import DOCUMENTS, Document
 from recipes.notes import rows_read_line
-from recipes.reading.offset_pagination import PAGE_SIZE, TABLE_ROWS
+from recipes.reading.offset_pagination import TABLE_ROWS
 
 INDEXES = {
     "composite": {"ix_documents_created_id"},
@@ -28,17 +29,10 @@ recipe = Recipe(
     summary=__doc__,
     companions=("offset-pagination",),
     params=(
-        Param(
-            "page",
-            "int",
-            1,
-            label="Page depth",
-            min=1,
-            max=50_000,
-            sweepable=True,
-            help="Which page to fetch: the cursor is the last row of the page before it.",
+        params.page(
+            label="Page depth", help="Which page to fetch: the cursor is the last row of the page before it."
         ),
-        PAGE_SIZE,
+        params.PAGE_SIZE,
         TABLE_ROWS,
         Param(
             "index",
@@ -124,8 +118,8 @@ def keyset_mismatched_order(run, p):
     return Rows.of(documents, *COLUMNS)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     lines = []
     if (line := rows_read_line(result)) is not None:
         lines.append(line)

@@ -9,21 +9,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from recipes.base import Param, Recipe, Rows
+from recipes import params
+from recipes.base import Recipe, Rows
 from recipes.datasets import DOCUMENTS, Document
 from recipes.notes import rows_read_line
 
-# Shared with keyset pagination, so a sweep draws both over the same page sizes and tables.
-PAGE_SIZE = Param("size", "int", 20, label="Page size", min=1, max=100)
-TABLE_ROWS = Param(
-    "rows",
-    "int",
-    200_000,
-    label="Table rows",
-    min=1_000,
-    max=1_000_000,
-    help="Rows in documents; changing it re-seeds the table.",
-)
+# Shared with keyset pagination, so a sweep draws both over the same tables.
+TABLE_ROWS = params.rows(200_000, min=1_000, max=1_000_000, table="documents", sweepable=False)
 
 recipe = Recipe(
     slug="offset-pagination",
@@ -32,17 +24,8 @@ recipe = Recipe(
     summary=__doc__,
     companions=("keyset-pagination",),
     params=(
-        Param(
-            "page",
-            "int",
-            1,
-            label="Page",
-            min=1,
-            max=50_000,
-            sweepable=True,
-            help="Page number; the first row shown is (page − 1) × size.",
-        ),
-        PAGE_SIZE,
+        params.page(label="Page", help="Page number; the first row shown is (page − 1) × size."),
+        params.PAGE_SIZE,
         TABLE_ROWS,
     ),
     docs=(
@@ -97,8 +80,8 @@ def offset_unordered(run, p):
     return Rows.of(documents, *COLUMNS)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     lines = []
     if (line := rows_read_line(result)) is not None:
         lines.append(line)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import BULK_ITEMS, BulkItem
 
@@ -24,14 +25,11 @@ recipe = Recipe(
     section="Writing",
     summary=__doc__,
     params=(
-        Param(
-            "rows",
-            "int",
+        params.rows(
             10_000,
-            label="Rows",
             min=100,
             max=200_000,
-            sweepable=True,
+            label="Rows",
             help="Rows to insert; bulk_items is emptied before every run.",
         ),
         Param(
@@ -189,8 +187,8 @@ def copy(run, p):
     return table_state(run)
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     m = result.metrics
     if "rows_per_s" not in m:
         return []

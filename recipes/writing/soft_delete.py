@@ -13,7 +13,8 @@ from sqlalchemy import event, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import with_loader_criteria
 
-from recipes.base import Param, Recipe, Rows
+from recipes import params
+from recipes.base import Recipe, Rows
 from recipes.datasets import ACCOUNTS, Account
 from recipes.notes import plan_of
 
@@ -26,24 +27,14 @@ recipe = Recipe(
     section="Writing",
     summary=__doc__,
     params=(
-        Param(
-            "rows",
-            "int",
+        params.rows(
             10_000,
-            label="Accounts",
             min=100,
             max=200_000,
-            sweepable=True,
+            label="Accounts",
             help="One in ten is soft-deleted in the seed; changing it re-seeds the table.",
         ),
-        Param(
-            "email",
-            "str",
-            "account1@example.com",
-            label="Email",
-            help="The account to delete, restore or sign up again with.",
-            max_length=120,
-        ),
+        params.email("account1@example.com", help="The account to delete, restore or sign up again with."),
     ),
     docs=(
         ("PostgreSQL: partial indexes", "https://www.postgresql.org/docs/current/indexes-partial.html"),
@@ -87,7 +78,7 @@ def accounts_with(run, email):
 
 @recipe.helper
 def soft_delete_account(session, email):
-    """UPDATE … SET deleted_at = now() for the live account with this email."""
+    """UPDATE … SET deleted_at = now() for the live account with this email (the soft-delete variant's)."""
     return session.execute(
         update(Account)
         .where(Account.email == email, Account.deleted_at.is_(None))
@@ -113,7 +104,12 @@ def live_only(session):
 def soft_delete(run, p):
     """soft-delete: stamp deleted_at; the row stays in the table"""
     with run.session() as session:
-        run.metric("rows_changed", soft_delete_account(session, p.email))
+        deleted = session.execute(
+            update(Account)
+            .where(Account.email == p.email, Account.deleted_at.is_(None))
+            .values(deleted_at=func.now())
+        )
+        run.metric("rows_changed", deleted.rowcount)
         session.commit()
     return accounts_with(run, p.email)
 
@@ -151,7 +147,10 @@ def list_forgot_filter(run, p):
         return Rows.of(accounts, "id", "email", "name", "deleted_at")
 
 
-@recipe.variant
+@recipe.variant(
+    fails="the full UNIQUE (email) constraint still counts the soft-deleted row",
+    fails_with="accounts_email_key",
+)
 def re_register(run, p):
     """re-register: delete the account, then sign up again with its email (the trap)"""
     with run.session() as session:
@@ -189,8 +188,8 @@ def central_filter(run, p):
         return Rows.of(accounts, "id", "email", "name", "deleted_at")
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     m, lines = result.metrics, []
     rows = result.rows.data if result.rows else []
     if "deleted_rows_listed" in m:

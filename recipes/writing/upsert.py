@@ -10,16 +10,11 @@ or constraint on the conflict columns; name any other column and Postgres refuse
 
 from __future__ import annotations
 
-import contextvars
-import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 from sqlalchemy import delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import USERS, User
 from recipes.notes import plan_of
@@ -35,7 +30,7 @@ recipe = Recipe(
     section="Writing",
     summary=__doc__,
     params=(
-        Param("email", "str", "sam@example.com", label="Email", help="The unique key.", max_length=120),
+        params.email("sam@example.com", help="The unique key."),
         Param(
             "name",
             "str",
@@ -53,14 +48,10 @@ recipe = Recipe(
             help="The column in ON CONFLICT (…). users.name has no unique index.",
         ),
         Param("action", "choice", "do-update", label="On conflict", choices=("do-update", "do-nothing")),
-        Param(
-            "workers",
-            "int",
+        params.workers(
             8,
-            label="Workers (race variants)",
-            min=1,
             max=16,
-            sweepable=True,
+            label="Workers (race variants)",
             help="Concurrent sign-ups of the same email, each on its own connection.",
         ),
     ),
@@ -129,35 +120,20 @@ def outcome_of(returned):
 @recipe.helper
 def race(run, p, worker):
     """Start p.workers workers on the same email, each on a connection of its own, and collect outcomes."""
-    at_once = min(p.workers, connections_left(run))
+    at_most = min(p.workers, connections_left(run))
     engine = run.engine_with(poolclass=NullPool)  # one connection per worker, closed when it is done
-    lines = [
-        threading.Barrier(min(at_once, p.workers - n), timeout=WAIT_S) for n in range(0, p.workers, at_once)
-    ]
 
-    def one(n):
-        started = time.perf_counter()
-        line, lined_up = lines[n // at_once], []
+    def sign_up(number, line_up):
+        with engine.connect() as conn:
+            return worker(conn, p, line_up)
 
-        def line_up():
-            line.wait()
-            lined_up.append(True)
-
-        try:
-            with engine.connect() as conn:
-                outcome, detail = worker(conn, p, line_up), ""
-        except (SQLAlchemyError, threading.BrokenBarrierError) as exc:
-            if not lined_up:  # failed before the line-up: nobody should wait for this worker
-                line.abort()  # (aborting later could break the others while they are still waking)
-            outcome, detail = "error", short_error(exc)
-        return (n + 1, outcome, detail, round((time.perf_counter() - started) * 1000, 1))
-
-    with ThreadPoolExecutor(max_workers=at_once) as pool:
-        # Each worker runs in a copy of this context, so its statements are captured with the run's.
-        futures = [pool.submit(contextvars.copy_context().run, one, n) for n in range(p.workers)]
+    workers = run.at_once(p.workers, sign_up, at_most=at_most, timeout=WAIT_S)
     run.metric("workers", p.workers)
-    run.metric("at_once", at_once)
-    return [f.result() for f in futures]
+    run.metric("at_once", at_most)
+    return [
+        (w.number, w.value if w.ok else "error", short_error(w.error) if w.error else "", w.ms)
+        for w in workers
+    ]
 
 
 @recipe.helper
@@ -183,6 +159,7 @@ def race_report(run, p, outcomes):
     return Rows(("worker", "outcome", "error", "ms"), outcomes)
 
 
+@recipe.helper
 def short_error(exc):
     """The error's class and first line, e.g. 'UniqueViolation: duplicate key value …'."""
     orig = getattr(exc, "orig", None) or exc
@@ -220,8 +197,8 @@ def on_conflict_race(run, p):
     return race_report(run, p, race(run, p, upsert_once))
 
 
-@recipe.explain
-def notice(result):
+@recipe.notes
+def notes(result):
     m = result.metrics
     lines = []
     if "errors" in m:

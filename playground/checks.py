@@ -1,0 +1,33 @@
+"""System checks that refuse a recipe module breaking the recipe contract (docs/adding-a-recipe.md).
+
+The rules live in `recipes.contract`, which knows nothing of Django; this module only reports
+them, so `manage.py check`, `runserver` and `migrate` stop on a broken recipe before anyone
+opens its page. Ids are `playground.E001`…; the contract module lists what each one means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core import checks
+
+from recipes import contract
+from recipes.base import Recipe
+
+
+def as_errors(problems: Iterable[contract.Problem]) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(p.message, hint=p.hint or None, obj=p.obj, id=f"playground.{p.code}") for p in problems
+    ]
+
+
+def recipe_errors(recipe: Recipe, module: str) -> list[checks.CheckMessage]:
+    """The errors one recipe (defined in the module named `module`) would raise."""
+    return as_errors(contract.recipe_problems(recipe, module))
+
+
+@checks.register("recipes")
+def recipe_contract(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every registered recipe, and every module file of the section folders."""
+    return as_errors(contract.problems())

@@ -1,0 +1,132 @@
+"""How a dataset is created and seeded: server-side, deterministically, recorded beside the data.
+
+A sandbox remembers what it holds in a small `_datasets` table of its own schema: the dataset's
+name and the signature (version and size) it was seeded with. The truth lives next to the data,
+so a Reset, a restored backup or a dropped table can never leave the registry believing in rows
+that are not there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, text
+
+from recipes.datasets.models import Base
+
+REGISTRY_DDL = "CREATE TABLE IF NOT EXISTS _datasets (name text PRIMARY KEY, signature jsonb NOT NULL)"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Seedable tables: their models, how to fill them, and the optional indexes recipes toggle."""
+
+    name: str
+    models: tuple[type[Base], ...]
+    """Parents before children: created in this order, dropped in reverse."""
+    seed_sql: tuple[str, ...]
+    """INSERT … SELECT generate_series(…) statements with bound size parameters."""
+    version: int = 1
+    """Bump when the seed changes so existing sandboxes re-seed."""
+    indexes: dict[str, str] = field(default_factory=dict)
+    """Optional index name → CREATE INDEX statement. Names are the only identifiers recipes pass."""
+
+    @property
+    def table(self) -> str:
+        """The main table (the first model's), the one optional indexes go on."""
+        return self.models[0].__tablename__
+
+    def signature(self, size: dict[str, int]) -> dict[str, int]:
+        return {"version": self.version, **size}
+
+    def is_current(self, conn: Connection, size: dict[str, int]) -> bool:
+        """Whether the tables are there, seeded with this signature (two round trips at most)."""
+        registry, tables = conn.execute(
+            text(
+                "SELECT to_regclass('_datasets') IS NOT NULL, "
+                "coalesce(bool_and(to_regclass(quote_ident(t)) IS NOT NULL), true) "
+                "FROM unnest(CAST(:tables AS text[])) AS t"
+            ),
+            {"tables": [m.__tablename__ for m in self.models]},
+        ).one()
+        if not registry:
+            conn.execute(text(REGISTRY_DDL))
+            return False
+        if not tables:
+            return False
+        stored = conn.execute(
+            text("SELECT signature FROM _datasets WHERE name = :n"), {"n": self.name}
+        ).scalar()
+        return stored == self.signature(size)
+
+    def build(self, conn: Connection, size: dict[str, int], *, analyze: bool = True) -> None:
+        """Drop, create and seed the tables, record the signature; ANALYZE them unless told not to.
+
+        The seed runs with the tables' keys, unique constraints, foreign keys and indexes taken
+        off and put back afterwards, as Postgres' advice on populating a database says: building
+        an index over the loaded rows in one pass costs far less than maintaining it (and writing
+        WAL for it) row by row, and a foreign key is checked with one join instead of a trigger
+        call per row. Everything happens in the caller's transaction; the tables are new, so no
+        one else sees them without their constraints.
+        """
+        for model in reversed(self.models):
+            conn.execute(text(f'DROP TABLE IF EXISTS "{model.__tablename__}" CASCADE'))
+        for model in self.models:
+            model.__table__.create(conn)
+        tables = [model.__tablename__ for model in self.models]
+        if self.seed_sql:
+            restore = _take_off_constraints(conn, tables)
+            for statement in self.seed_sql:
+                conn.execute(text(statement), size)
+            for statement in restore:
+                conn.execute(text(statement))
+        for table in tables:
+            conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence(:t, 'id'), "
+                    f'GREATEST((SELECT max(id) FROM "{table}"), 1))'
+                ),
+                {"t": table},
+            )
+        if analyze:
+            conn.execute(text("ANALYZE " + ", ".join(f'"{t}"' for t in tables)))
+        conn.execute(
+            text(
+                "INSERT INTO _datasets (name, signature) VALUES (:n, CAST(:s AS jsonb)) "
+                "ON CONFLICT (name) DO UPDATE SET signature = EXCLUDED.signature"
+            ),
+            {"n": self.name, "s": json.dumps(self.signature(size))},
+        )
+
+
+_TABLES = "(SELECT to_regclass(quote_ident(t)) FROM unnest(CAST(:tables AS text[])) AS t)"
+_CONSTRAINTS = f"""
+SELECT format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname),
+       format('ALTER TABLE %s ADD CONSTRAINT %I %s', conrelid::regclass, conname, pg_get_constraintdef(oid)),
+       contype = 'f'
+FROM pg_constraint
+WHERE conrelid IN {_TABLES} AND contype IN ('p', 'u', 'f')
+ORDER BY contype = 'f' DESC, conrelid, conname
+"""
+_INDEXES = f"""
+SELECT format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
+FROM pg_index AS i
+WHERE i.indrelid IN {_TABLES}
+  AND NOT EXISTS (SELECT FROM pg_constraint AS c WHERE c.conindid = i.indexrelid AND c.contype <> 'f')
+ORDER BY i.indexrelid
+"""
+
+
+def _take_off_constraints(conn: Connection, tables: list[str]) -> list[str]:
+    """Drop the keys, unique constraints, foreign keys and indexes of `tables`; return the
+    statements that put them back (keys and indexes first, foreign keys last)."""
+    constraints = conn.execute(text(_CONSTRAINTS), {"tables": tables}).all()
+    indexes = conn.execute(text(_INDEXES), {"tables": tables}).all()
+    for drop, _, _ in constraints:  # foreign keys first: they depend on the keys they reference
+        conn.execute(text(drop))
+    for drop, _ in indexes:
+        conn.execute(text(drop))
+    keys = [add for _, add, foreign in constraints if not foreign]
+    foreign_keys = [add for _, add, foreign in constraints if foreign]
+    return keys + [create for _, create in indexes] + foreign_keys
