@@ -84,6 +84,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "playground.web.access.HealthCheckMiddleware",  # first: probes skip host checks and redirects
+    "playground.web.respond.JsonErrorsMiddleware",  # API clients get JSON, even for Django's own error pages
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",

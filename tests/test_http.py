@@ -467,3 +467,17 @@ def test_reset_with_htmx_returns_the_flash_partial(client):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'class="flash"' in html and "<html" not in html
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_api_clients_get_json_for_the_errors_django_answers_itself(client, settings, debug):
+    settings.DEBUG = debug  # with DEBUG on, an unmatched URL gets Django's technical 404 page
+    missing = client.get("/api/no-such-thing")
+    assert missing.status_code == 404 and missing.json() == {"error": "no such page: /api/no-such-thing"}
+    wrong_method = client.get("/api/recipes/keyset-pagination/run")
+    assert wrong_method.status_code == 405 and wrong_method["Allow"] == "POST"
+    assert wrong_method.json() == {"error": "method not allowed"}
+    asked = client.get("/no-such-page/", HTTP_ACCEPT="application/json")
+    assert asked.status_code == 404 and "error" in asked.json()
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and "text/html" in page["Content-Type"]

@@ -226,3 +226,38 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if api_client(request):
         return JsonResponse({"error": "internal server error: it was logged"}, status=500)
     return defaults.server_error(request)
+
+
+_PLAIN_WORDS = {
+    400: "bad request",
+    403: "forbidden",
+    404: "no such page",
+    405: "method not allowed",
+    413: "the request body is too large",
+    500: "internal server error: it was logged",
+}
+
+
+class JsonErrorsMiddleware:
+    """API clients get JSON for every error, including the ones Django answers before a view runs.
+
+    With DEBUG on, an unmatched URL is answered by Django's technical 404 page, which never
+    reaches `not_found`; a 405 from `require_POST` has no body at all.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        status = response.status_code
+        if status < 400 or not api_client(request) or "json" in response.get("Content-Type", ""):
+            return response
+        words = _PLAIN_WORDS.get(status, "request refused")
+        if status == 404:
+            words = f"{words}: {request.path}"
+        replaced = JsonResponse({"error": words}, status=status)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                replaced[header] = response[header]
+        return replaced
