@@ -51,6 +51,86 @@ def test_upsert_do_nothing_returns_no_row_for_an_existing_key(engine, run_recipe
     assert scalar(engine, "SELECT name FROM users WHERE email = :e", e=email) == "Kept"
 
 
+def no_broken_grammar(notes: list[str]) -> None:
+    for line in notes:
+        assert "(s)" not in line and " 1 rows" not in line and " 1 errors" not in line, line
+        assert "was nothing returned" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("action", "taken", "outcome", "first_note"),
+    [
+        (
+            "do-update",
+            False,
+            "inserted",
+            "{email} was not taken yet: the upsert inserted a new row, id {id}.",
+        ),
+        (
+            "do-update",
+            True,
+            "updated",
+            "{email} was already taken: the same statement updated that row, id {id}, instead of "
+            "inserting; RETURNING gave it back with name = 'Second'.",
+        ),
+        (
+            "do-nothing",
+            False,
+            "inserted",
+            "{email} was not taken yet: the upsert inserted a new row, id {id} (DO NOTHING acts only "
+            "on a key that exists).",
+        ),
+        (
+            "do-nothing",
+            True,
+            "nothing returned",
+            "{email} was already taken: DO NOTHING left row {id} as it was, and RETURNING gave back no "
+            "row at all; the row shown was read by a SELECT of its own.",
+        ),
+    ],
+    ids=["update-new", "update-taken", "nothing-new", "nothing-taken"],
+)
+def test_upsert_notes_read_right_for_every_action_and_outcome(
+    engine, run_recipe, action, taken, outcome, first_note
+):
+    email = f"{action}-{taken}@example.com"
+    if taken:
+        run_recipe(engine, "upsert", "on-conflict", email=email, name="First")
+    result = run_recipe(engine, "upsert", "on-conflict", email=email, name="Second", action=action)
+    assert result.ok, result.error
+    assert result.metrics["outcome"] == outcome
+    user_id = scalar(engine, "SELECT id FROM users WHERE email = :e", e=email)
+    assert result.notes[0] == first_note.format(email=email, id=user_id)
+    assert result.notes[1] == "2 statements sent in all: 1 INSERT … ON CONFLICT, 1 SELECT."
+    no_broken_grammar(result.notes)
+
+
+@pytest.mark.parametrize(
+    ("variant", "workers", "action"),
+    [
+        ("select-then-insert", 2, "do-update"),
+        ("on-conflict-race", 1, "do-update"),
+        ("on-conflict-race", 3, "do-nothing"),
+    ],
+)
+def test_race_notes_count_in_words_that_agree(engine, run_recipe, variant, workers, action):
+    result = run_recipe(engine, "upsert", variant, email="agree@example.com", workers=workers, action=action)
+    assert result.ok, result.error
+    no_broken_grammar(result.notes)
+    first = result.notes[0]
+    assert first.startswith(f"{workers} worker{'s' if workers > 1 else ''}")
+    assert first.endswith("the email now has 1 row.")
+    if workers == 1:
+        assert first.startswith("1 worker: 0 errors, 1 insert, 0 updates;"), first
+    if action == "do-nothing":
+        assert f"{workers - 1} with nothing returned (DO NOTHING)" in first, first
+    if variant == "select-then-insert" and result.metrics["errors"] == 1:
+        assert result.notes[1] == (
+            "1 worker inserted the row; 1 other had also seen no row, inserted anyway and was stopped "
+            "only by the unique index."
+        )
+
+
 def test_upsert_on_a_non_unique_column_is_postgres_error_not_a_500():
     client = Client(enforce_csrf_checks=True)
     try:
