@@ -134,3 +134,14 @@ def test_bare_mapped_int_key_is_a_serial_int4_beside_bigint_identity(make_sandbo
         assert sent and "id SERIAL NOT NULL" in sent[0]
         assert result.metrics["key_type"] == "integer"
         assert any('keys_int.id: "id SERIAL NOT NULL"' in line and "integer" in line for line in result.notes)
+
+
+def test_the_leaf_counting_explains_keep_their_place_in_the_statement_list(engine, run_recipe):
+    from recipes.stats import statement_stats
+
+    result = run_recipe(engine, "uuid-keys", "bigint-identity", rows=1_000)
+    stats = statement_stats(result.statements)
+    sent = [g.first.sql for g in stats.groups if g.first.kind == "explain"]
+    assert sent and all("FROM keys_bigint WHERE id" in sql for sql in sent)
+    assert len(stats.explains) == 2  # the runner's own, JSON and text, after the run
+    assert all("ORDER BY keys_bigint.id" in s.sql for s in stats.explains)
