@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
+from django.utils.html import escape
 from sqlalchemy import text
 
 import recipes
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
+from playground.web.forms import RunForm
 from recipes.results import RunResult
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -287,7 +290,7 @@ def test_bulk_insert_puts_exactly_rows_rows_in_the_table(engine, run_recipe, pat
     defaulted = scalar(engine, "SELECT count(source) FROM bulk_items")
     assert result.metrics["python_default_applied"] == defaulted
     carrying = [s for s in result.statements if s.sql.startswith(("INSERT", "COPY"))]
-    assert result.metrics["batches"] == len(carrying)
+    assert result.metrics["driver_calls"] == len(carrying)
     assert sum(s.rowcount for s in carrying) == rows
     assert result.metrics["rows_per_s"] > 0
 
@@ -297,9 +300,70 @@ def test_executemany_statement_count_is_what_the_capture_saw(engine, run_recipe)
     result = run_recipe(engine, "bulk-insert", "executemany", rows=rows)
     assert result.ok, result.error
     inserts = [s for s in result.statements if s.sql.startswith("INSERT INTO bulk_items")]
-    assert result.metrics["statements"] == len(inserts)
+    assert result.metrics["driver_calls"] == len(inserts)
     assert sum(s.batches for s in inserts) == rows  # every parameter set accounted for
     assert all(len(s.parameters) + s.parameters_omitted == s.batches for s in inserts)
+
+
+# Driver calls, parameter sets, and the statements Postgres executed (counted from xmin/cmin).
+SHAPES = {
+    "add-loop": (3, 2_500, 3),
+    "executemany": (1, 2_500, 2_500),
+    "values": (3, 3, 3),
+    "returning": (3, 2_500, 3),
+    "copy": (1, 0, 1),
+}
+
+
+@pytest.mark.parametrize(("path", "shape"), SHAPES.items(), ids=SHAPES)
+def test_bulk_insert_tells_calls_from_parameter_sets_from_statements_executed(
+    engine, run_recipe, path, shape
+):
+    rows, batch = 2_500, 1_000
+    result = run_recipe(engine, "bulk-insert", path, rows=rows, batch_size=batch)
+    assert result.ok, result.error
+    m = result.metrics
+    assert (m["driver_calls"], m["parameter_sets"], m["statements_executed"]) == shape
+    # What the capture says Postgres was asked to run is what the rows say it ran.
+    carrying = [s for s in result.statements if s.sql.startswith(("INSERT", "COPY"))]
+    assert sum(s.executions for s in carrying) == m["executions_sent"] == m["statements_executed"]
+    most = 1 if path == "executemany" else rows if path == "copy" else batch
+    assert m["rows_per_statement_max"] == most
+    first = result.notes[0]
+    assert f"Postgres executed {m['statements_executed']:,} statement" in first, first
+    assert (
+        "1 driver call " in first if m["driver_calls"] == 1 else f"{m['driver_calls']} driver calls" in first
+    )
+    assert "(s)" not in " ".join(result.notes)
+
+
+def test_bulk_insert_title_promises_no_single_statement():
+    recipe = recipes.get("bulk-insert")
+    assert "one statement" not in recipe.title and recipe.summary.splitlines()[0].rstrip(".") == recipe.title
+
+
+def test_executemany_note_says_each_parameter_set_was_an_insert(engine, run_recipe):
+    result = run_recipe(engine, "bulk-insert", "executemany", rows=500)
+    assert result.ok, result.error
+    assert result.notes[1] == (
+        "1 executemany call handed psycopg 500 parameter sets, and each became an INSERT of its own "
+        "on the server."
+    )
+
+
+def test_the_page_shows_executions_beside_parameter_sets(engine, run_recipe):
+    recipe = recipes.get("bulk-insert")
+    for variant, label in (
+        ("executemany", "800 parameter sets, 800 executions"),
+        ("returning", "800 parameter sets in one statement"),
+    ):
+        result = run_recipe(engine, "bulk-insert", variant, rows=800, batch_size=1_000)
+        html = render_to_string(
+            "recipe.html#results",
+            {"recipe": recipe, "form": RunForm(recipe), "result": result, "problem": None},
+        )
+        assert label in html
+        assert escape(result.notes[0]) in html
 
 
 def test_batched_inserts_count_rows_per_statement_and_keep_the_capture_small(engine, run_recipe):
