@@ -56,12 +56,10 @@ def statement_stats(statements: list[Statement]) -> StatementStats:
     seen: set[tuple[str, str]] = set()
     groups: list[StatementGroup] = []
     duplicates = 0
-    number = 0
     # The runner's EXPLAINs of the main statement come after everything the variant sent; an
     # EXPLAIN the variant sent itself (to count an index's pages) keeps its place in the list.
     ran = max((i for i, s in enumerate(statements) if s.kind != "explain"), default=-1) + 1
-    for s in statements[:ran]:
-        number += 1
+    for number, s in enumerate(statements[:ran], start=1):
         key = (s.sql, repr(s.parameters))
         duplicate = s.kind == "query" and key in seen
         seen.add(key)
