@@ -55,6 +55,59 @@ def test_stemming_finds_what_ilike_misses(engine, run_recipe):
     assert fts.metrics["matches"] > ilike.metrics["matches"]
 
 
+def test_every_variant_finds_articles_with_the_default_search(engine, run_recipe):
+    for variant in ("ilike", "tsquery", "mismatched-config"):
+        result = run_recipe(engine, "full-text-search", variant)
+        assert result.ok, result.error
+        assert result.metrics["matches"] > 0 and result.rows.total > 0, (variant, result.notes)
+    with engine.connect() as conn:  # every article found its paragraph
+        assert conn.execute(text("SELECT count(*) FROM articles")).scalar() == 2000
+
+
+def test_ilike_note_says_what_its_plan_did(engine, run_recipe):
+    assert "reads the whole table" not in recipes.get("full-text-search").summary
+    result = run_recipe(engine, "full-text-search", "ilike")
+    scan = summarize(result.plan.json).key_scan
+    line = result.notes[-1]
+    assert line.startswith(f"{scan.label}: {scan.rows_read:,} of 2,000 rows read"), line
+    if scan.index:  # walked in id order until LIMIT had its rows: the index served the order only
+        assert scan.rows_read < 2000 and "until LIMIT had its rows" in line
+        assert f"{scan.index} served ORDER BY only; no index served the search." in line
+    else:
+        assert line.endswith("No index served this query."), line
+
+
+def test_a_search_that_finds_nothing_says_why_and_what_to_try(engine, run_recipe):
+    def nothing(variant, **params):
+        result = run_recipe(engine, "full-text-search", variant, **params)
+        assert result.ok and result.metrics["matches"] == 0, result.notes
+        return result.notes[1]
+
+    line = nothing("ilike", q="raising exceptions")
+    assert line.startswith(
+        "No article contains the text 'raising exceptions' (ILIKE looks for it as one piece)."
+    )
+    assert "'raising' is in " in line and "each word is there, but never as this text" in line
+    tried = line.rsplit("Try '", 1)[1].split("'")[0]
+    assert run_recipe(engine, "full-text-search", "ilike", q=tried).metrics["matches"] > 0
+
+    line = nothing("tsquery", q="the of and")
+    assert "Left out as stop words: 'the', 'of', 'and', so the query is empty." in line
+
+    line = nothing("tsquery", q="zebracorn")
+    assert "'zebracorn' is in none." in line
+    tried = line.rsplit("Try '", 1)[1].split("'")[0]
+    assert run_recipe(engine, "full-text-search", "tsquery", q=tried).metrics["matches"] > 0
+
+    line = nothing("tsquery", q="raising exceptions", config="simple", index="generated-column-gin")
+    assert "holds english lexemes, not simple ones" in line
+    assert line.endswith("Try the english config, the one the text was stored with.")
+    found = run_recipe(
+        engine, "full-text-search", "tsquery", q="raising exceptions", index="generated-column-gin"
+    )
+    assert found.metrics["matches"] > 0
+
+
 def test_snippets_carry_only_the_highlight_markers(engine, run_recipe):
     result = run_recipe(engine, "full-text-search", "tsquery", q="exception", headline=True)
     snippets = [row[-1] for row in result.rows.data]
