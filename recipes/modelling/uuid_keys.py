@@ -30,7 +30,7 @@ from sqlalchemy.schema import CreateTable
 from recipes import btree, params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base
-from recipes.notes import plan_of
+from recipes.notes import plan_of, plural
 
 
 def make_uuid7() -> uuid.UUID:
@@ -315,9 +315,9 @@ def leaf_line(m: dict) -> str:
     internal = pages - 1 - leaves
     return (
         f"{leaves:,} of the index's {pages:,} pages are leaves (counted from the pages a bitmap scan of "
-        f"every key touched; the others are the metapage and {internal:,} internal "
-        f"page{'' if internal == 1 else 's'}). At {m['index_entry_bytes']} bytes an entry, the leaves are "
-        f"about {m['leaf_fill_pct_est']:.0f}% full."
+        f"every key touched; the others are the metapage and {plural(internal, 'internal page')}). At "
+        f"{m['index_entry_bytes']} bytes an entry (tuple header, key, line pointer), the keys fill about "
+        f"{m['leaf_fill_pct_est']:.0f}% of the leaves' room."
     )
 
 
