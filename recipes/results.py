@@ -39,6 +39,13 @@ class Statement:
     run's capture small; the SQL text of such a statement may be shortened too."""
 
     @property
+    def executions(self) -> int:
+        """Times Postgres ran this statement: once per parameter set of a plain executemany (the
+        driver sends each set as an execution of its own), once otherwise. A batch that SQLAlchemy's
+        insertmanyvalues folded into one multi-row INSERT arrives as one set of values: once."""
+        return self.batches if isinstance(self.parameters, list) else 1
+
+    @property
     def shape(self) -> str:
         """The SQL with expanded IN lists folded, so chunks of one query count as one shape."""
         return _IN_LIST.sub("IN (…)", self.sql)
