@@ -133,10 +133,12 @@ def test_switching_variant_shows_its_code(page, live_server):
     page.goto(live_server.url + "/recipes/keyset-pagination/?rows=1000&size=5")
     page.get_by_label("ORDER BY created_at DESC, id ASC").check()
     page.get_by_role("button", name="Run", exact=True).click()
-    expect(page.locator("#query-count")).to_have_text("1")
+    expect(page.locator("#query-count")).to_have_text("6")  # five pages, then the check
     source = page.locator("#results pre.source").first
     expect(source).to_contain_text("def keyset_mismatched_order")
-    expect(page.locator("#results table.rows tbody tr")).to_have_count(5)
+    expect(page.locator("#results table.rows tbody tr")).to_have_count(5)  # one row per page
+    expect(page.locator("#results ul.notes")).to_contain_text("shown twice")
+    expect(page.locator("#results ul.notes")).to_contain_text("Incremental Sort")
 
 
 def test_reset_button_confirms_and_flashes(page, live_server):
