@@ -180,6 +180,7 @@ def test_offset_by_created_at_alone_agrees_with_an_index_and_not_with_a_sort(eng
     assert (indexed.metrics["shown_twice"], indexed.metrics["never_shown"]) == (0, 0)
     assert summary_of(indexed).key_scan.node_type in {"Index Scan", "Index Only Scan"}
     assert any("read in the index's order" in n for n in indexed.notes)
+    assert any(n.startswith("These pages happened to agree") for n in indexed.notes)
 
     sorted_ = run_recipe(
         engine, "offset-pagination", "offset-created-at-only", size=SIZE, pages=10, index="none"

@@ -198,6 +198,11 @@ def pages_lines(result, how):
     ]
     if m["largest_tie"] > 1:
         lines.append(f"Up to {m['largest_tie']} of the rows passed over share one created_at.")
+    if result.variant.endswith("created-at-only") and m["shown_twice"] == m["never_shown"] == 0:
+        lines.append(
+            "These pages happened to agree: nothing in ORDER BY created_at decides the order of tied rows, "
+            "so it is whatever each page's plan leaves them in."
+        )
     return lines
 
 
