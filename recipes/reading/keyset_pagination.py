@@ -99,7 +99,7 @@ def follow(run, p, first, page_after, cursor_of, cursor):
             if not page:
                 break
             cursor = cursor_of(page[-1])
-        return check_pages(run, session, p, pages)
+        return check_pages(run, session, p, pages, after=run.prepared["cursor"])
 
 
 @recipe.variant

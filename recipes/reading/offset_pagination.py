@@ -77,23 +77,25 @@ def prepare(setup, p):
 
 
 @recipe.helper
-def check_pages(run, session, p, pages):
+def check_pages(run, session, p, pages, after=None):
     """Hold the pages shown against ORDER BY created_at DESC, id DESC, where every row has one place.
 
-    The rows passed over run from where the first page starts to the furthest row any page showed;
-    among them, count the rows shown twice and the rows never shown. One row per page comes back.
+    The rows passed over run from where the first page starts (below the cursor `after`, or past
+    the rows OFFSET skips) to the furthest row any page showed; among them, count the rows shown
+    twice and the rows never shown. One row per page comes back.
     """
     documents = [d for page in pages for d in page]
     seen = Counter(d.id for d in documents)
     passed = []
     if documents:
         furthest = min((d.created_at, d.id) for d in documents)
-        passed = session.execute(
-            select(Document.id, Document.created_at)
-            .where(tuple_(Document.created_at, Document.id) >= tuple_(*furthest))
-            .order_by(Document.created_at.desc(), Document.id.desc())
-            .offset((p.page - 1) * p.size)
-        ).all()
+        key = tuple_(Document.created_at, Document.id)
+        stmt = select(Document.id, Document.created_at).where(key >= tuple_(*furthest))
+        stmt = stmt.order_by(Document.created_at.desc(), Document.id.desc())
+        # A cursor bounds the rows from above; an OFFSET walk can only skip as many as it did.
+        start = key < tuple_(*after) if after is not None else None
+        stmt = stmt.where(start) if start is not None else stmt.offset((p.page - 1) * p.size)
+        passed = session.execute(stmt).all()
     never = [row.id for row in passed if row.id not in seen]
     run.metric("rows_shown", len(documents))
     run.metric("rows_passed", len(passed))
