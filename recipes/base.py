@@ -168,7 +168,8 @@ class Recipe:
     variant_alias: str | None = None
     """A parameter name that also selects the variant (e.g. `strategy`), for scripts."""
     measure_memory: bool = False
-    """Trace Python allocations during the variant and report the peak (slows it down)."""
+    """Run the variant a second time with Python's allocation tracing on and report that pass's peak
+    (`python_peak_kb`) and wall time (`traced_ms`); the run shown stays untraced. It must only read."""
     companions: tuple[str, ...] = ()
     """Slugs of recipes whose variants a sweep of this one draws alongside (offset beside keyset)."""
     guard_hook: Callable[[str, Params], dict[str, str]] | None = None

@@ -133,10 +133,21 @@ def test_switching_variant_shows_its_code(page, live_server):
     page.goto(live_server.url + "/recipes/keyset-pagination/?rows=1000&size=5")
     page.get_by_label("ORDER BY created_at DESC, id ASC").check()
     page.get_by_role("button", name="Run", exact=True).click()
-    expect(page.locator("#query-count")).to_have_text("1")
+    expect(page.locator("#query-count")).to_have_text("6")  # five pages, then the check
     source = page.locator("#results pre.source").first
     expect(source).to_contain_text("def keyset_mismatched_order")
-    expect(page.locator("#results table.rows tbody tr")).to_have_count(5)
+    expect(page.locator("#results table.rows tbody tr")).to_have_count(5)  # one row per page
+    expect(page.locator("#results ul.notes")).to_contain_text("shown twice")
+    expect(page.locator("#results ul.notes")).to_contain_text("Incremental Sort")
+
+
+def test_prepared_statements_chart_each_call_and_name_its_plan(page, live_server):
+    page.goto(live_server.url + "/recipes/prepared-statements/?rows=1000")
+    page.get_by_role("button", name="Run", exact=True).click()
+    chart = page.locator("#per-call")
+    expect(chart.locator(".bar-row")).to_have_count(15)
+    expect(chart.locator("rect.generic")).to_have_count(5)
+    expect(page.locator("#results ul.notes")).to_contain_text("calls 11–15: generic plan")
 
 
 def test_reset_button_confirms_and_flashes(page, live_server):
@@ -221,7 +232,7 @@ def test_compare_sweep_and_share_link(page, live_server):
     table.wait_for()
     for variant in ("lazy", "selectinload", "joinedload", "raiseload"):
         expect(table).to_contain_text(variant)
-    expect(page.locator("#results svg.bar")).to_have_count(6)
+    expect(page.locator("#results svg.bar")).to_have_count(8)  # one per variant
 
     page.goto(base + "/recipes/keyset-pagination/?rows=1000")
     page.get_by_label("to", exact=True).fill("45")
@@ -230,7 +241,7 @@ def test_compare_sweep_and_share_link(page, live_server):
     page.get_by_role("button", name="Sweep").click()
     page.locator("#sweep-done").wait_for()
     assert page.evaluate("window.__marker") == 1
-    expect(page.locator("#results polyline")).to_have_count(4)
+    expect(page.locator("#results polyline")).to_have_count(6)  # three keyset variants, three offset
     expect(page.locator("#sweep-title")).to_contain_text("3 of 3 points")
 
     page.goto(base + "/recipes/keyset-pagination/?page=7&index=none&rows=1000")

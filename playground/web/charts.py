@@ -103,6 +103,31 @@ def timeline_lanes(timeline: list[list[float | None]]) -> list[Lane]:
     return lanes
 
 
+@dataclass(frozen=True)
+class CallBar:
+    """One call of a series sent on one connection, in percent of the slowest call."""
+
+    label: str
+    width: float
+    kind: str
+    """What the call ran: "unprepared", "custom" or "generic" (a CSS class too)."""
+    tooltip: str
+
+
+def call_bars(per_call: list[list]) -> list[CallBar]:
+    """[call, ms, plan] rows → one bar per call, the slowest call filling the width."""
+    slowest = max((row[1] for row in per_call), default=0.0) or 1.0
+    return [
+        CallBar(
+            label=f"call {call}",
+            width=max(round(100 * ms / slowest, 2), 0.3),
+            kind=plan,
+            tooltip=f"call {call}: {ms:.2f} ms, {plan}",
+        )
+        for call, ms, plan in per_call
+    ]
+
+
 PALETTE = ("#2458a6", "#e8871e", "#1c7c3a", "#b3261e", "#7b3fa0", "#0f8b8d", "#6b6b6b", "#c2185b")
 WIDTH, HEIGHT = 640.0, 300.0
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64.0, 16.0, 12.0, 40.0

@@ -8,6 +8,7 @@ a fixed number of queries, each with its own shape and cost.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from sqlalchemy import orm, select
@@ -70,16 +71,19 @@ MAX_ROWS = 150_000
 def limits(variant, p):
     """Refuse runs that would tie up a shared instance for many seconds."""
     books = p.authors * p.books_per_author
-    per_parent = variant in ("lazy", "immediateload")
-    queries = 1 + (p.authors if p.direction == "authors-books" else min(p.authors, books))
-    if per_parent and p.nested:
-        queries += books
-    if per_parent and queries > MAX_QUERIES:
+    queries = 0
+    if variant in ("lazy", "immediateload"):
+        queries = 1 + (p.authors if p.direction == "authors-books" else min(p.authors, books))
+        queries += books if p.nested else 0
+    elif variant == "selectinload-one-hop":
+        queries = 2 + books  # the authors, their books, then each book's reviews
+    if queries > MAX_QUERIES:
         return {
             "authors": f"{variant} would send about {queries:,} queries; one run may send at most "
             f"{MAX_QUERIES:,}. Lower authors or books per author."
         }
-    rows = books * (1 + (REVIEWS_PER_BOOK if p.nested else 0)) + p.authors
+    reviews = p.nested or variant == "selectinload-one-hop"
+    rows = books * (1 + (REVIEWS_PER_BOOK if reviews else 0)) + p.authors
     if rows > MAX_ROWS:
         return {
             "books_per_author": f"this run would load about {rows:,} rows; one run may load at most "
@@ -116,6 +120,7 @@ def load(run, p, authors, books):
                 for a in parents
             ]
         run.metric("parents_loaded", len(parents))
+        run.metric("books_loaded", len(parents) if p.direction == "books-author" else sum(r[1] for r in data))
         run.metric("objects_built", len(session.identity_map))
     return Rows(columns, data)
 
@@ -178,6 +183,44 @@ def raiseload(run, p):
     return load(run, p, select(Author).options(books), select(Book).options(orm.raiseload(Book.author)))
 
 
+@recipe.variant
+def selectinload_one_hop(run, p):
+    """selectinload on the books only, then every book's reviews read: the N+1 moves down a level (the trap)
+
+    Authors → books → reviews, whatever the direction: the option reaches the books, and nothing
+    chained to it (.selectinload(Book.reviews)) reaches the reviews, so each book loads its own.
+    """
+    stmt = select(Author).options(orm.selectinload(Author.books)).order_by(Author.id)
+    if p.limit:
+        stmt = stmt.limit(p.limit)
+    with run.session() as session:
+        authors = session.scalars(run.main(stmt)).all()
+        data = [(a.name, len(a.books), sum(len(b.reviews) for b in a.books)) for a in authors]
+        run.metric("parents_loaded", len(authors))
+        run.metric("books_loaded", sum(books for _, books, _ in data))
+        run.metric("objects_built", len(session.identity_map))
+    return Rows(("author", "books", "reviews"), data)
+
+
+@recipe.variant(
+    fails="a joined collection repeats each parent per child; SQLAlchemy wants unique() to fold them",
+    fails_with="unique() method must be invoked",
+)
+def joinedload_without_unique(run, p):
+    """joinedload on a collection, the result read without .unique(): SQLAlchemy's own error
+
+    A many-to-one (direction books-author) repeats nothing, so there the same code works.
+    """
+    if p.direction == "books-author":
+        stmt = select(Book).options(orm.joinedload(Book.author)).order_by(Book.id)
+    else:
+        stmt = select(Author).options(orm.joinedload(Author.books)).order_by(Author.id)
+    with run.session() as session:
+        parents = session.scalars(run.main(stmt)).all()  # no .unique() between scalars() and all()
+        run.metric("parents_loaded", len(parents))
+    return Rows(("id",), [(parent.id,) for parent in parents])
+
+
 @recipe.notes
 def notes(result):
     queries = [s for s in result.statements if s.kind == "query"]
@@ -190,7 +233,12 @@ def notes(result):
     if result.variant == "selectinload" and repeated > 1:
         lines.append(f"The IN list was split: {repeated} statements of one shape, one per chunk of keys.")
     elif repeated > 2:
-        lines.append(f"One shape was sent {repeated} times with different parameters: the N+1 pattern.")
+        lines.append(n_plus_one_line(result, queries, shapes))
+    if result.variant == "joinedload-without-unique" and not result.ok:
+        lines.append(
+            f"The joined query ran and {queries[0].rowcount or 0:,} rows came back; SQLAlchemy then refused "
+            "to turn them into a list without .unique()."
+        )
     built = result.metrics.get("objects_built")
     if built is not None:
         lines.append(f"{fetched:,} rows fetched over the wire; {built:,} distinct objects built from them.")
@@ -219,3 +267,21 @@ def notes(result):
             "found in the session's identity map, so no query is sent for it."
         )
     return lines
+
+
+def n_plus_one_line(result, queries, shapes):
+    """Which table the repeated query reads, how often, and against how many parents it was sent."""
+    shape, repeated = shapes.most_common(1)[0]
+    table = re.search(r"\bFROM (\w+)", shape).group(1)
+    line = f"One shape, SELECT … FROM {table}, was sent {repeated} times with different parameters"
+    line += ": the N+1 pattern"
+    per = {"reviews": ("book", "books_loaded"), "books": ("author", "parents_loaded")}.get(table)
+    if per and result.metrics.get(per[1]) == repeated:
+        line += f", one query per {per[0]}"
+    books = [q for q in queries if re.search(r"\bFROM books\b", q.shape)]
+    if table == "reviews" and books and len(books) < result.metrics.get("parents_loaded", 0):
+        line += (
+            f". The books came in {len(books)} quer{'y' if len(books) == 1 else 'ies'}: "
+            "the N+1 moved one level down, to their reviews"
+        )
+    return line + "."
