@@ -229,3 +229,16 @@ def test_no_label_of_a_chart_is_cut_off(top):
     assert chart.bottom + 16 + 4 <= baseline - LABEL_PX  # the x title sits below the tick labels
     assert all(chart.left <= cx <= chart.right for s in chart.series for cx, _, _ in s.dots)
     assert all(chart.top <= cy <= chart.bottom for s in chart.series for _, cy, _ in s.dots)
+
+
+def test_an_emptied_to_means_the_end_of_the_data_only_where_the_recipe_says_where_it_is():
+    keyset, exists = recipes.get("keyset-pagination"), recipes.get("exists-count")
+    spec = sweeps.validate_sweep(
+        keyset, {"sweep_to": "", "sweep_points": "2"}, params={"rows": 5000, "size": 50}
+    )
+    assert spec.values == [1, 100]
+    with pytest.raises(sweeps.InvalidParams) as refused:
+        sweeps.validate_sweep(exists, {"sweep_param": "match", "sweep_to": ""})
+    assert refused.value.errors == {
+        "sweep_to": ["This field is empty: enter a value (the default is 1000000)."]
+    }

@@ -125,12 +125,14 @@ def range_end(recipe: Recipe, param: str, params: Mapping[str, Any] | None) -> i
 
 def read_settings(recipe: Recipe, data: Mapping[str, Any]) -> tuple[dict[str, Any], Errors]:
     """The sweep settings a form sent, each checked on its own: (values as read, errors)."""
-    return read_params(settings_of(recipe), _empty_to_absent(data), form=True)
+    return read_params(settings_of(recipe), _open_range(recipe, data), form=True)
 
 
-def _empty_to_absent(data: Mapping[str, Any], form: bool = True) -> Mapping[str, Any]:
-    """An emptied "to" is the default (where the data ends), not a missing value."""
-    if pick(data, "sweep_to", form=form) != "":
+def _open_range(recipe: Recipe, data: Mapping[str, Any], form: bool = True) -> Mapping[str, Any]:
+    """An emptied "to" means where the data ends, for a parameter whose recipe says where that is;
+    for any other it stays a missing value."""
+    swept = pick(data, "sweep_param", form=form) if "sweep_param" in data else settings_of(recipe)[0].default
+    if pick(data, "sweep_to", form=form) != "" or swept not in recipe.sweep_defaults.ends:
         return data
     return {k: pick(data, k, form=form) for k in data if k != "sweep_to"}
 
@@ -142,7 +144,7 @@ def validate_sweep(
 
     `params`: the recipe's parameters sent with it, which tell where an open range ends.
     """
-    values, errors = read_params(settings_of(recipe), _empty_to_absent(data, form), form=form)
+    values, errors = read_params(settings_of(recipe), _open_range(recipe, data, form), form=form)
     if not errors and not values["sweep_param"]:
         errors["sweep_param"] = ["This recipe has no parameter to sweep."]
     if _above(values.get("sweep_points"), max_points(recipe)):  # say why the bound is where it is
