@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from django.test import Client
+from sqlalchemy import text
 
 import recipes
 from playground import sandbox as sandboxes
 from playground.models import Run, RunAllowance, Sandbox
-from playground.running import limits, sweeps
+from playground.running import limits, service, sweeps
 from playground.web.charts import LABEL_PX, TICK_PX, line_chart, text_width
+from tests.probes import recipe_of, sandboxed_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -198,6 +201,28 @@ def test_a_timed_sweep_keeps_the_median_of_three_runs(client):
     assert Run.objects.filter(sweep=data["sweep"]).count() == 4 * 2  # one kept per line and point
     page = client.post("/recipes/keyset-pagination/sweep", {**form, "sweep_y": "db_ms"}).content.decode()
     assert "Each point is the median of 3 runs." in page
+
+
+@pytest.fixture
+def session(transactional_db):
+    yield from sandboxed_session()
+
+
+def test_a_point_plotting_a_time_keeps_the_middle_of_three_runs_and_a_count_takes_one(session):
+    sleeps = []
+
+    def sleepy(run, p):
+        """Sleep a little longer or shorter each time"""
+        with run.connect() as conn:
+            conn.execute(text("SELECT pg_sleep(:s)"), {"s": (0.09, 0.0, 0.045)[len(sleeps) % 3]})
+        sleeps.append(1)
+
+    probe, sweep = recipe_of(sleepy), uuid.uuid4()
+    timed = service.run_point(session, probe, "probe", {}, sweep=sweep, y="db_ms")
+    assert len(sleeps) == 3 and 40 <= timed.db_ms < 85  # neither the 0 ms run nor the 90 ms one
+    assert list(Run.objects.filter(sweep=sweep).values_list("db_ms", flat=True)) == [timed.db_ms]
+    service.run_point(session, probe, "probe", {}, sweep=sweep, y="query_count")
+    assert len(sleeps) == 4 and Run.objects.filter(sweep=sweep).count() == 2
 
 
 def test_sweep_settings_declared_by_a_recipe_are_checked():
