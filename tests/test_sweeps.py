@@ -159,6 +159,10 @@ def test_the_points_drawn_stay_when_a_point_fails(client, settings):
     data = as_json.json()
     assert as_json.status_code == 200 and data["ok"] is False and "busy" in data["error"]
     assert [len(s["points"]) for s in data["series"]] == [1, 1, 1, 1]
+    # What did not run is given back: 4 lines × 1 point ran, and the credit is gone.
+    bucket = RunAllowance.objects.get(key=client.session.session_key)
+    assert 30 - bucket.tokens == pytest.approx(4, abs=0.5)
+    assert limits.sweep_credit(vals["sweep_id"]) == 0
 
 
 def test_a_failing_first_point_is_refused_like_a_run(client, settings):

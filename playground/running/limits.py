@@ -115,6 +115,22 @@ def pay_for_sweep(session, sweep: uuid.UUID, *, now: int, later: int) -> None:
         )
 
 
+_REFUND = """
+UPDATE {table} SET tokens = LEAST(%(burst)s::float8, tokens + %(runs)s) WHERE key = %(key)s
+"""
+
+
+def refund_sweep(session, sweep: uuid.UUID, *, unused: int) -> None:
+    """Give back what a stopped sweep paid for and will not run: its credit, and the `unused` runs
+    of the request that stopped it, so that trying again soon is not refused for want of runs."""
+    credit = RunAllowance.objects.filter(key=f"sweep:{sweep}")
+    left = credit.values_list("tokens", flat=True).first() or 0.0
+    credit.delete()
+    params = {"key": session.session_key, "runs": left + unused, "burst": setting("RUN_BURST")}
+    with connection.cursor() as cursor:
+        cursor.execute(_REFUND.format(table=_table()), params)
+
+
 def sweep_credit(sweep: uuid.UUID) -> float:
     """Runs a sweep has paid for and not yet used."""
     found = RunAllowance.objects.filter(key=f"sweep:{sweep}").values_list("tokens", flat=True).first()

@@ -41,6 +41,7 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
             done = step + 1
     except KNOWN as exc:
         failure = exc
+        limits.refund_sweep(request.session, sweep_id, unused=per_point * (steps[-1] + 1 - done))
     points = service.sweep_points(request.session, sweep_id, spec)
     if failure is not None and not points.lines:
         raise failure  # nothing to keep on screen: refused like a run
