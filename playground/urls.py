@@ -2,6 +2,11 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from playground.web import explore, views
+from playground.web.respond import refusals
+
+# Django's own sign-in views read and write the session: they refuse like every other view.
+login = refusals()(auth_views.LoginView.as_view())
+logout = refusals()(auth_views.LogoutView.as_view())
 
 urlpatterns = [
     path("", views.shelf, name="shelf"),
@@ -16,8 +21,8 @@ urlpatterns = [
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
     path("sandbox/reset", views.sandbox_reset, name="sandbox-reset"),
     path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", login, name="login"),
+    path("accounts/logout/", logout, name="logout"),
 ]
 
 # API clients get their errors as JSON wherever the error happens (see playground.web.respond).

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from recipes.validation import Validated
 
 SECTIONS = ("Modelling", "Reading", "Writing", "Performance")
+SWEEP_FIGURES = ("db_ms", "elapsed_ms", "rows_read", "query_count")
+"""Figures of a run a sweep can plot (each is a column of the stored run)."""
 
 ParamKind = Literal["int", "float", "bool", "choice", "str"]
 
@@ -144,6 +146,19 @@ class Variant:
         }
 
 
+@dataclass(frozen=True)
+class SweepDefaults:
+    """How a sweep of a recipe starts, where the parameters' own bounds do not show the lesson."""
+
+    y: str = "db_ms"
+    """The figure plotted unless the person picks another (one of `SWEEP_FIGURES`). A count such as
+    `rows_read` draws the same line on every run; a time is noisier."""
+    ends: Mapping[str, Callable[[Params], int]] = field(default_factory=dict)
+    """Parameter name → the top of its range for the other parameters chosen, e.g. the table's last
+    page for `page`, so that a sweep does not run past the data. Without one, the range ends at the
+    parameter's maximum."""
+
+
 @dataclass
 class Recipe:
     """A recipe of the cookbook: its parameters, its variants and how to prepare its data."""
@@ -175,6 +190,8 @@ class Recipe:
     guard_hook: Callable[[str, Params], dict[str, str]] | None = None
     """Set by `@recipe.guard`: refuses combinations of parameters too costly for a shared instance,
     as field → message."""
+    sweep_defaults: SweepDefaults = field(default_factory=SweepDefaults)
+    """What a sweep of this recipe plots and where its range ends, unless the person changes them."""
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -182,6 +199,11 @@ class Recipe:
         names = [p.name for p in self.params]
         if len(names) != len(set(names)):
             raise ValueError(f"{self.slug}: duplicate parameter name")
+        if self.sweep_defaults.y not in SWEEP_FIGURES:
+            raise ValueError(f"{self.slug}: a sweep cannot plot {self.sweep_defaults.y!r}")
+        sweepable = {p.name for p in self.params if p.sweepable}
+        if unknown := set(self.sweep_defaults.ends) - sweepable:
+            raise ValueError(f"{self.slug}: sweep ends for parameters that are not sweepable: {unknown}")
 
     def variant(
         self,

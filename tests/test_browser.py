@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from playground import sandbox as sandboxes
-from playground.models import Sandbox
+from playground.models import Run, Sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -222,6 +222,38 @@ def test_narrow_screen_keeps_the_form_off_the_results(page, live_server):
     assert form is not None and plan is not None
     overlap = min(form["y"] + form["height"], plan["y"] + plan["height"]) - max(form["y"], plan["y"])
     assert overlap <= 0, "the form covers the results"
+
+
+def test_a_default_keyset_sweep_completes_on_a_fresh_session_with_every_point(page, live_server, settings):
+    """The sweep exactly as the page offers it: the default table (200,000 rows), the default range
+    (to its last page), the most points the form allows, every related line."""
+    # Next to no refill while it runs: the sweep must fit in what a fresh session holds.
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "RUNS_PER_MINUTE": 1}
+    page.goto(live_server.url + "/recipes/keyset-pagination/")
+    points = page.get_by_label("Points", exact=True)
+    points.fill(points.get_attribute("max"))
+    total = int(points.input_value())
+    page.get_by_role("button", name="Sweep").click()
+    page.locator("#sweep-done").wait_for(timeout=180_000)
+    expect(page.locator("#sweep-title")).to_contain_text(f"{total} of {total} points")
+    expect(page.locator("#results polyline")).to_have_count(4)
+    expect(page.locator("#results svg.lines circle")).to_have_count(4 * total)
+    expect(page.locator("#sweep-measured")).to_contain_text("One run per point")
+    header = page.locator("#sweep-table thead th").all_inner_texts()
+    assert header[1] == "1" and header[-1] == "10,000", header  # 200,000 rows ÷ 20 a page
+    # Every label inside the chart's box, as the browser draws it (no tick or title cut off).
+    outside = page.evaluate(
+        """() => {
+          const svg = document.querySelector('#results svg.lines').getBoundingClientRect();
+          return [...document.querySelectorAll('#results svg.lines text')]
+            .map(t => [t.textContent, t.getBoundingClientRect()])
+            .filter(([, r]) => r.left < svg.left - 0.5 || r.right > svg.right + 0.5
+                            || r.top < svg.top - 0.5 || r.bottom > svg.bottom + 0.5)
+            .map(([text]) => text);
+        }"""
+    )
+    assert outside == []
+    assert Run.objects.filter(sweep__isnull=False).count() == 4 * total
 
 
 def test_compare_sweep_and_share_link(page, live_server):

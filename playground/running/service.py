@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+import recipes
 from playground import sandbox
 from playground.conf import setting
 from playground.models import Run, Sandbox
-from playground.running import limits, runner
+from playground.running import limits, runner, sweeps
 from playground.running.sweeps import SweepSpec, sweep_lines
 from recipes.base import Recipe
 from recipes.results import RunResult
@@ -45,20 +46,54 @@ def run_recipe(
 ) -> RunResult:
     """Run in this session's sandbox and keep the run in the session's history (unless `keep`
     is False: a warm-up)."""
+    box, (result,) = _runs(session, recipe, variant, params, repeats=1)
+    if keep:
+        _keep(box, recipe, variant, result, sweep)
+    return result
+
+
+def run_point(
+    session, recipe: Recipe, variant: str, params: dict[str, Any], *, sweep: uuid.UUID, y: str
+) -> RunResult:
+    """One point of a sweep's line, kept in the history: for a time, the middle of
+    `sweeps.REPEATS` runs by that time; for a count, which is the same on every run, one run."""
+    repeats = sweeps.REPEATS if y in sweeps.TIMES else 1
+    box, results = _runs(session, recipe, variant, params, repeats=repeats)
+    ordered = sorted(results, key=lambda r: figure(r, y) or 0.0)
+    failed = [r for r in results if not r.ok]
+    result = failed[0] if failed else ordered[len(ordered) // 2]
+    _keep(box, recipe, variant, result, sweep)
+    return result
+
+
+def figure(result: RunResult, name: str) -> float | None:
+    """One of `SWEEP_FIGURES` of a run, as its stored `Run` holds it."""
+    return result.figures.rows_read if name == "rows_read" else getattr(result, name)
+
+
+def _runs(
+    session, recipe: Recipe, variant: str, params: dict[str, Any], *, repeats: int
+) -> tuple[Sandbox, list[RunResult]]:
+    """`repeats` runs back to back in one run slot, stopping at the first that fails."""
     box = sandbox_for(session)
     sandbox.check_quota(box)
+    results: list[RunResult] = []
     with sandbox.run_slot():
-        result = runner.run(
-            recipe=recipe,
-            variant=variant,
-            params=params,
-            engine=sandbox.engine_for(box),
-            max_rows=setting("MAX_ROWS_SHOWN"),
-        )
-    if not result.ok:
-        result = replace(result, error=limits.explain_error(result.error))
-    if not keep:
-        return result
+        engine = sandbox.engine_for(box)
+        while len(results) < repeats and (not results or results[-1].ok):
+            results.append(
+                runner.run(
+                    recipe=recipe,
+                    variant=variant,
+                    params=params,
+                    engine=engine,
+                    max_rows=setting("MAX_ROWS_SHOWN"),
+                )
+            )
+    return box, [r if r.ok else replace(r, error=limits.explain_error(r.error)) for r in results]
+
+
+def _keep(box: Sandbox, recipe: Recipe, variant: str, result: RunResult, sweep: uuid.UUID | None) -> None:
     Run.objects.create(
         sandbox=box,
         recipe=recipe.slug,
@@ -72,7 +107,6 @@ def run_recipe(
         result=_for_storage(result),
         sweep=sweep,
     )
-    return result
 
 
 def _for_storage(result: RunResult) -> dict[str, Any]:
@@ -103,20 +137,48 @@ def sweep_step(
             problems = " ".join(m for messages in exc.errors.values() for m in messages)
             refused.append(f"{line_recipe.title} · {variant} at {label} = {x:,}: {problems}")
             continue
-        run_recipe(session, line_recipe, chosen.variant, dict(chosen.params), sweep=sweep)
+        run_point(session, line_recipe, chosen.variant, dict(chosen.params), sweep=sweep, y=spec.y)
     return refused
 
 
-def sweep_points(session, sweep: uuid.UUID, spec: SweepSpec) -> dict[str, list[tuple[float, float]]]:
-    """The sweep's runs so far as (x, y) points, one list per recipe and variant."""
+@dataclass(frozen=True)
+class SweepPoints:
+    """What a sweep has drawn so far."""
+
+    lines: dict[str, list[tuple[float, float]]]
+    """"recipe · variant" → (x, y) points, in the order they ran."""
+    failed: list[str]
+    """Points left out because their run failed when it was not meant to (a timeout, say)."""
+
+
+def sweep_points(session, sweep: uuid.UUID, spec: SweepSpec) -> SweepPoints:
+    """The sweep's runs so far as (x, y) points, one list per recipe and variant.
+
+    A run that failed on purpose (raiseload…) is drawn like any other; one that failed otherwise
+    is left out of its line, since its figures measure the failure, and listed instead.
+    """
     runs = Run.objects.filter(sandbox__role=session.get(SESSION_KEY), sweep=sweep).defer("result")
-    data: dict[str, list[tuple[float, float]]] = {}
+    lines: dict[str, list[tuple[float, float]]] = {}
+    failed = []
     for r in runs.order_by("created_at"):
-        y = getattr(r, spec.y)
-        if y is None or spec.param not in r.params:
+        if spec.param not in r.params:
             continue
-        data.setdefault(f"{r.recipe} · {r.variant}", []).append((r.params[spec.param], y))
-    return data
+        line, x, y = f"{r.recipe} · {r.variant}", r.params[spec.param], getattr(r, spec.y)
+        if not r.ok and not _fails_on_purpose(r.recipe, r.variant):
+            failed.append(f"{line} at {spec.param} = {x:,} failed: {_error_of(r)}")
+        elif y is not None:
+            lines.setdefault(line, []).append((x, y))
+    return SweepPoints(lines=lines, failed=failed)
+
+
+def _error_of(run: Run) -> str:
+    return Run.objects.filter(pk=run.pk).values_list("result__error", flat=True).first() or "no message"
+
+
+def _fails_on_purpose(slug: str, variant: str) -> bool:
+    recipe = recipes.get(slug)
+    found = recipe.variants.get(variant) if recipe else None
+    return bool(found and found.fails_on_purpose)
 
 
 def history(session, limit: int = 20) -> list[Run]:

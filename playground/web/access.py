@@ -43,7 +43,12 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
     def process_view(self, request, view_func, view_args, view_kwargs):
         if not login_required_on():
             return None
-        return super().process_view(request, view_func, view_args, view_kwargs)
+        from playground.web.respond import UNAVAILABLE, as_refusal, refuse
+
+        try:  # reading request.user reads the session: the app database may not answer
+            return super().process_view(request, view_func, view_args, view_kwargs)
+        except UNAVAILABLE as exc:
+            return refuse(request, as_refusal(exc))
 
     def handle_no_permission(self, request, view_func):
         login_url = resolve_url(self.get_login_url(view_func))

@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -117,6 +118,8 @@ def refuse(
     return response
 
 
+UNAVAILABLE = (DatabaseError, SQLAlchemyError, psycopg.Error)
+"""A database that does not answer (or answers with an error): 503, try again in a moment."""
 KNOWN = (
     Refusal,
     InvalidParams,
@@ -124,9 +127,7 @@ KNOWN = (
     SandboxLimitError,
     SetupError,
     RequestDataTooBig,
-    DatabaseError,
-    SQLAlchemyError,
-    psycopg.Error,
+    *UNAVAILABLE,
 )
 """What a view may raise and still get a proper answer rather than a 500."""
 
@@ -223,6 +224,11 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """500, except for a database that does not answer outside any view (a middleware reading the
+    session, say): that is the same 503 a view gives, so a restart never shows as a crash."""
+    exc = sys.exc_info()[1]  # Django calls this handler while handling the exception
+    if isinstance(exc, UNAVAILABLE):
+        return refuse(request, as_refusal(exc))
     if api_client(request):
         return JsonResponse({"error": "internal server error: it was logged"}, status=500)
     return defaults.server_error(request)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import select, text, tuple_
 
 from recipes import params
-from recipes.base import Recipe, Rows
+from recipes.base import Recipe, Rows, SweepDefaults
 from recipes.datasets import DOCUMENTS, Document
 from recipes.notes import plan_of, rows_read_line
 from recipes.reading.offset_pagination import (
@@ -32,6 +32,8 @@ recipe = Recipe(
     section="Reading",
     summary=__doc__,
     companions=("offset-pagination",),
+    # Rows read grow with OFFSET's depth and stay flat for keyset: the lesson, without timing noise.
+    sweep_defaults=SweepDefaults(y="rows_read", ends={"page": params.last_page}),
     params=(
         params.page(
             label="Page depth", help="Which page to fetch: the cursor is the last row of the page before it."
