@@ -157,6 +157,9 @@ class SweepDefaults:
     """Parameter name → the top of its range for the other parameters chosen, e.g. the table's last
     page for `page`, so that a sweep does not run past the data. Without one, the range ends at the
     parameter's maximum."""
+    lines: tuple[str, ...] = ()
+    """Variants a sweep draws, when not all of them tell the swept parameter's story (a variant
+    about tied timestamps says nothing about page depth); empty means every variant."""
 
 
 @dataclass

@@ -219,7 +219,12 @@ def sweep_lines(recipe: Recipe, spec: SweepSpec) -> list[tuple[Recipe, str]]:
     chosen = [recipe]
     if spec.companions:
         chosen += [r for slug in recipe.companions if (r := recipes.get(slug)) and spec.param in r.defaults()]
-    return [(r, variant) for r in chosen for variant in r.variants]
+    return [
+        (r, variant)
+        for r in chosen
+        for variant in r.variants
+        if variant in (r.sweep_defaults.lines or r.variants)
+    ]
 
 
 def runs_of(recipe: Recipe, spec: SweepSpec, points: int) -> int:

@@ -33,7 +33,9 @@ recipe = Recipe(
     summary=__doc__,
     companions=("offset-pagination",),
     # Rows read grow with OFFSET's depth and stay flat for keyset: the lesson, without timing noise.
-    sweep_defaults=SweepDefaults(y="rows_read", ends={"page": params.last_page}),
+    sweep_defaults=SweepDefaults(
+        y="rows_read", ends={"page": params.last_page}, lines=("keyset", "keyset-mismatched-order")
+    ),
     params=(
         params.page(
             label="Page depth", help="Which page to fetch: the cursor is the last row of the page before it."

@@ -50,7 +50,9 @@ recipe = Recipe(
     summary=__doc__,
     companions=("keyset-pagination",),
     # Rows read grow with OFFSET's depth and stay flat for keyset: the lesson, without timing noise.
-    sweep_defaults=SweepDefaults(y="rows_read", ends={"page": params.last_page}),
+    sweep_defaults=SweepDefaults(
+        y="rows_read", ends={"page": params.last_page}, lines=("offset", "offset-unordered")
+    ),
     params=(
         params.page(label="Page", help="Page number; the first row shown is (page − 1) × size."),
         params.PAGE_SIZE,
