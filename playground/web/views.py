@@ -25,7 +25,15 @@ from playground.web.recipe_page import (
     shown,
     validate_for_compare,
 )
-from playground.web.respond import Refusal, api_client, read_json, refusals, respond, wants_json
+from playground.web.respond import (
+    RETRY_SOON,
+    Refusal,
+    api_client,
+    read_json,
+    refusals,
+    respond,
+    wants_json,
+)
 
 
 @require_GET
@@ -123,7 +131,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["sandbox_database"] = f"error: {exc}"
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)
+    response = JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)
+    if not healthy:
+        response["Retry-After"] = str(RETRY_SOON)
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
