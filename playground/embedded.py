@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import logging
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,7 @@ def start(pgdata: Path, *, database: str, secret: str, version: int = 18) -> Emb
         pgdata, cleanup_mode="stop", postgres_version=version, start=False
     )
     # reserved_connections is read at server start: write it between initdb and the start.
-    with fasteners.InterProcessLock(pgdata.parent / f".{pgdata.name}.setup.lock"):
+    with fasteners.InterProcessLock(_lock_file(pgdata)):
         server.ensure_pgdata_inited()
         _reserve_connections(pgdata)
     server.start()
@@ -113,6 +114,12 @@ def start(pgdata: Path, *, database: str, secret: str, version: int = 18) -> Emb
     )
     _configure(pgdata, server.get_uri(), database, _server)
     return _server
+
+
+def _lock_file(pgdata: Path) -> Path:
+    """One lock per data folder, outside it (initdb wants an empty folder) and the project."""
+    digest = hashlib.sha256(str(pgdata.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"recipe-playground-{digest}.lock"
 
 
 def _reserve_connections(pgdata: Path) -> None:

@@ -183,7 +183,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},  # 500s and their tracebacks on stderr
-    "loggers": {"playground": {"handlers": ["console"], "level": "INFO"}},
+    # Not propagated: the root's handler would print every line twice.
+    "loggers": {"playground": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
 
 # --- the playground's own knobs -----------------------------------------------------------

@@ -86,7 +86,7 @@ class Reaper:
     """
 
     def __init__(self) -> None:
-        self.passes: deque[ReapPass] = deque(maxlen=100)
+        self.passes: deque[ReapPass] = deque(maxlen=1000)
         """The latest rounds, oldest first."""
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="playground-reaper", daemon=True)
