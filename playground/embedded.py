@@ -105,14 +105,15 @@ def start(pgdata: Path, *, database: str, secret: str, version: int = 18) -> Emb
         server.ensure_pgdata_inited()
         _reserve_connections(pgdata)
     server.start()
-    _server = EmbeddedServer(
+    started = EmbeddedServer(
         socket_dir=str(server.get_postmaster_info().socket_dir),
         user=APP_ROLE,
         password=derived_password(secret, APP_ROLE),
         sandbox_user=SANDBOX_ADMIN_ROLE,
         sandbox_password=derived_password(secret, SANDBOX_ADMIN_ROLE),
     )
-    _configure(pgdata, server.get_uri(), database, _server)
+    _configure(pgdata, server.get_uri(), database, started)
+    _server = started  # only once set up: a failed setup is tried again by the next call
     return _server
 
 
