@@ -23,6 +23,7 @@ from playground import embedded
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
 from playground.running import runner
+from playground.sandbox import reaper
 from recipes.results import RunResult
 
 TEST_ROLE_PREFIX = "sbxt_"
@@ -136,6 +137,14 @@ def _clean_test_roles(django_db_setup, _test_role_prefix) -> Iterator[None]:
     drop_test_roles()
     yield
     drop_test_roles()
+
+
+@pytest.fixture(autouse=True)
+def _no_reaper_loop_left() -> Iterator[None]:
+    """A test that switched the reaper loop on (any request starts it) leaves none running: it
+    would sleep out its interval and keep a later test's loop from starting."""
+    yield
+    reaper.stop_in_this_process()
 
 
 @pytest.fixture
