@@ -10,6 +10,10 @@ class Sandbox(models.Model):
     """Name of both the login role and its schema."""
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(db_index=True)
+    client = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    """The address (IPv6: its /64) of the client it was made for; empty when made outside a request."""
+    uses = models.PositiveIntegerField(default=1)
+    """Runs it served: the longer it may stay idle before it is reaped."""
 
     def __str__(self) -> str:
         return self.role

@@ -166,6 +166,9 @@ _DISCONNECTED = (
 )
 
 
+_SERVER_FULL = ("remaining connection slots are reserved", "too many clients already")
+
+
 def _hints() -> dict[str, str]:
     return {
         "timeout": (
@@ -193,6 +196,10 @@ def _hints() -> dict[str, str]:
             "limit); wait for the other runs to finish or use fewer workers."
         ),
         "53100": "The database server is out of disk space; the run was rolled back.",
+        "server_full": (
+            "The database server has no connection left for sandboxes right now (every slot is "
+            "taken by runs in progress); nothing ran. Try again in a few seconds."
+        ),
         "disconnected": (
             "The connection to the database was lost (the server restarted, or the session was "
             "terminated): the transaction was rolled back and the connection discarded. "
@@ -213,6 +220,8 @@ def explain_error(message: str | None) -> str | None:
         key = "timeout"
     elif "too many connections for role" in lowered:  # refused at login: no SQLSTATE attached
         key = "53300"
+    elif any(s in lowered for s in _SERVER_FULL):  # the server's slots, not the role's limit
+        key = "server_full"
     elif code in hints:
         key = code
     elif (code and code[:2] in {"08", "57"}) or any(s in lowered for s in _DISCONNECTED):

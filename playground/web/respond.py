@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 RETRY_SOON = 5
 """Retry-After (s) when a database restarts or every run slot is taken: both pass within seconds."""
 RETRY_FULL = 60
-"""Retry-After (s) when every sandbox slot is taken: one frees when an idle sandbox is reaped."""
+"""Retry-After (s) for a sandbox limit that does not say itself when a slot frees."""
 JSON_BODY = 'Send the body as JSON, with the header "Content-Type: application/json".'
 
 View = Callable[..., HttpResponse]
@@ -142,8 +142,8 @@ def as_refusal(exc: BaseException) -> Refusal:
         case limits.TooManyRuns():
             return Refusal(429, str(exc), retry_after=max(1, math.ceil(exc.wait)))
         case SandboxLimitError():
-            wait = RETRY_SOON if isinstance(exc, SandboxBusyError) else RETRY_FULL
-            return Refusal(exc.status, str(exc), retry_after=wait if exc.status == 503 else None)
+            wait = exc.retry_after or (RETRY_SOON if isinstance(exc, SandboxBusyError) else RETRY_FULL)
+            return Refusal(exc.status, str(exc), retry_after=wait if exc.status in (429, 503) else None)
         case SetupError():
             return Refusal(503, limits.explain_error(str(exc)) or "", retry_after=RETRY_SOON)
         case RequestDataTooBig():
