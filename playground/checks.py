@@ -12,7 +12,8 @@ from typing import Any
 
 from django.core import checks
 
-from recipes import contract
+import recipes
+from recipes import contract, learning
 from recipes.base import Recipe
 
 
@@ -31,3 +32,13 @@ def recipe_errors(recipe: Recipe, module: str) -> list[checks.CheckMessage]:
 def recipe_contract(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Every registered recipe, and every module file of the section folders."""
     return as_errors(contract.problems())
+
+
+@checks.register("recipes")
+def recipe_learning(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every question and challenge declared beside a recipe names real variants, parameters and figures."""
+    return [
+        checks.Error(problem, obj=recipe.slug, id="playground.L001")
+        for recipe in recipes.REGISTRY.values()
+        for problem in learning.problems(recipe)
+    ]

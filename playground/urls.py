@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, views
+from playground.web import explore, learn, views
 
 urlpatterns = [
     path("", views.shelf, name="shelf"),
@@ -9,11 +9,15 @@ urlpatterns = [
     path("recipes/<slug:slug>/run", views.recipe_run, name="recipe-run"),
     path("recipes/<slug:slug>/compare", views.recipe_compare, name="recipe-compare"),
     path("recipes/<slug:slug>/sweep", explore.recipe_sweep, name="recipe-sweep"),
+    path("recipes/<slug:slug>/predict", learn.recipe_predict, name="recipe-predict"),
+    path("recipes/<slug:slug>/challenge", learn.recipe_challenge, name="recipe-challenge"),
     path("history", explore.history, name="history"),
     path("runs/<int:run_id>/", explore.run_detail, name="run"),
     path("runs/diff", explore.run_diff, name="run-diff"),
     path("api/recipes", views.api_recipes, name="api-recipes"),
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
+    path("api/recipes/<slug:slug>/predict", learn.api_predict, name="api-predict"),
+    path("api/recipes/<slug:slug>/challenge", learn.api_challenge, name="api-challenge"),
     path("sandbox/reset", views.sandbox_reset, name="sandbox-reset"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -13,7 +13,7 @@ from playground.models import Run, Sandbox
 from playground.running import limits, runner
 from playground.running.sweeps import SweepSpec, sweep_lines
 from recipes.base import Recipe
-from recipes.results import RunResult
+from recipes.results import RunResult, stored_as
 from recipes.validation import InvalidParams
 
 SESSION_KEY = "sandbox"
@@ -59,7 +59,7 @@ def run_recipe(
         result = replace(result, error=limits.explain_error(result.error))
     if not keep:
         return result
-    Run.objects.create(
+    stored = Run.objects.create(
         sandbox=box,
         recipe=recipe.slug,
         variant=variant,
@@ -72,7 +72,7 @@ def run_recipe(
         result=_for_storage(result),
         sweep=sweep,
     )
-    return result
+    return stored_as(result, stored.pk)
 
 
 def _for_storage(result: RunResult) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base, Dataset
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP
 
@@ -236,3 +237,25 @@ def notes(result):
                 f"tested, {summary.execution_ms:.2f} ms. No index served this query."
             )
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "index-used",
+        "With the {index} index, will {variant} use an index?",
+        answer="index_used",
+        choices=("yes", "no"),
+    ),
+    Question(
+        "matches",
+        'How many of {rows:,} articles will match "{q}"?',
+        answer="metric:matches",
+        close=0.1,
+    ),
+    Challenge(
+        "no-seq-scan",
+        "Find the articles matching your search without reading the whole table",
+        checks=(Check("nodes", excludes="Seq Scan"), Check("metric:matches", at_least=1)),
+    ),
+)

@@ -22,6 +22,8 @@ from sqlalchemy import func, select, text
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import DOCUMENTS, USERS, Document, User
+from recipes.learning import Challenge, Check, Question
+from recipes.measures import SCAN_CHOICES
 from recipes.notes import plan_of
 
 CHOICES = {
@@ -255,3 +257,26 @@ def notes(result):
             + (f" ({(with_ - without) / without * 100:+.0f}%)." if without else ".")
         )
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "scan",
+        "For the {query} query, which scan will read the most rows?",
+        answer="key_scan",
+        choices=SCAN_CHOICES,
+    ),
+    Question(
+        "rows-read",
+        "How many rows will the {query} query read with {variant}?",
+        answer="rows_read",
+        close=0.1,
+    ),
+    Challenge(
+        "lower-email",
+        "Make the lower(email) lookup use an index",
+        checks=(Check("nodes", excludes="Seq Scan"), Check("index_used", equals="yes")),
+        params={"query": "email-lower"},
+    ),
+)

@@ -12,6 +12,7 @@ from sqlalchemy import exists, func, select
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import USERS, User
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of
 
 recipe = Recipe(
@@ -107,3 +108,24 @@ def notes(result):
         scan = summary.key_scan.label if summary.key_scan else "no scan"
         lines.append(f"The scan read {summary.rows_read:,} rows ({scan}) in {summary.execution_ms:.2f} ms.")
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "wire-rows",
+        "len-all counts the admins among {rows:,} users ({match}% are admins). How many rows will cross "
+        "the wire?",
+        answer="rows_fetched",
+        variant="len-all",
+        why=lambda r: (
+            f"Every matching row is sent and built into an object, only to be counted: "
+            f"{r.figures.rows_fetched:,} rows for one number."
+        ),
+    ),
+    Challenge(
+        "stop-early",
+        'Answer "is there any admin?" reading at most 100 rows and fetching one',
+        checks=(Check("rows_read", at_most=100), Check("rows_fetched", at_most=1)),
+    ),
+)

@@ -12,6 +12,8 @@ from sqlalchemy import func, select
 from recipes import params
 from recipes.base import Recipe, Rows
 from recipes.datasets import DOCUMENTS, Document
+from recipes.learning import Challenge, Check, Question
+from recipes.measures import SCAN_CHOICES
 from recipes.notes import rows_read_line
 
 # Shared with keyset pagination, so a sweep draws both over the same tables.
@@ -92,3 +94,30 @@ def notes(result):
         order = "ascending id (the heap's insertion order)" if ids == sorted(ids) else "no visible order"
         lines.append(f"Rows came back in {order}, not newest first: nothing asked for an order.")
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "rows-read",
+        "How many rows will Postgres read to show page {page:,} ({size} rows a page)?",
+        answer="rows_read",
+        close=0.1,
+        why=lambda r: (
+            f"Page {r.params['page']:,} starts after {(r.params['page'] - 1) * r.params['size']:,} "
+            f"rows; OFFSET reads each of them and throws it away: {r.figures.rows_read:,} read in all."
+        ),
+    ),
+    Question(
+        "scan",
+        "Which scan will read the most rows for this page?",
+        answer="key_scan",
+        choices=SCAN_CHOICES,
+    ),
+    Challenge(
+        "page-50-budget",
+        "Serve page {page} reading at most 1,000 rows",
+        checks=(Check("rows_read", at_most=1000), Check("rows_returned", at_least=1)),
+        params={"page": 50},
+    ),
+)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import BULK_ITEMS, BulkItem
+from recipes.learning import Challenge, Check, Question
 
 recipe = Recipe(
     slug="bulk-insert",
@@ -212,3 +213,29 @@ def notes(result):
     else:
         lines.append(f"The Python-side default= ran for {defaulted:,} of {total:,} rows; the rest have NULL.")
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "batches",
+        "add_all() with a batch size of {batch_size:,}: how many INSERT statements will carry "
+        "the {rows:,} rows?",
+        answer="metric:batches",
+        variant="add-all",
+        why=lambda r: (
+            f"The unit of work sends the rows in INSERT … VALUES statements of at most "
+            f"{r.params['batch_size']:,} rows each: {r.metrics['batches']} of them, the largest "
+            f"{r.metrics['largest_batch_rows']:,} rows."
+        ),
+    ),
+    Challenge(
+        "five-times-faster",
+        "Insert {rows:,} rows at least 5× faster than the add() loop",
+        checks=(
+            Check("metric:insert_ms", faster_than="add-loop", times=5),
+            Check("metric:rows_in_table", at_least="rows"),
+        ),
+        params={"rows": 10_000},
+    ),
+)
