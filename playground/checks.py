@@ -8,12 +8,14 @@ opens its page. Ids are `playground.E001`…; the contract module lists what eac
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from django.core import checks
 
 import recipes
-from recipes import contract, learning
+from playground.conf import setting
+from recipes import contract, learning, tracks
 from recipes.base import Recipe
 
 
@@ -41,4 +43,14 @@ def recipe_learning(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
         checks.Error(problem, obj=recipe.slug, id="playground.L001")
         for recipe in recipes.REGISTRY.values()
         for problem in learning.problems(recipe)
+    ]
+
+
+@checks.register("tracks")
+def track_files(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every file in the tracks folder reads as a track; a refused one is named with its line."""
+    hint = "How to write a track: docs/tracks.md."
+    return [
+        checks.Error(p.located, hint=hint, obj=str(p.file), id="playground.T001")
+        for p in tracks.load(Path(setting("TRACKS_DIR")))[1]
     ]

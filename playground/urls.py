@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, learn, views
+from playground.web import explore, learn, tracks, views
 
 urlpatterns = [
     path("", views.shelf, name="shelf"),
@@ -11,6 +11,10 @@ urlpatterns = [
     path("recipes/<slug:slug>/sweep", explore.recipe_sweep, name="recipe-sweep"),
     path("recipes/<slug:slug>/predict", learn.recipe_predict, name="recipe-predict"),
     path("recipes/<slug:slug>/challenge", learn.recipe_challenge, name="recipe-challenge"),
+    path("tracks/", tracks.track_list, name="tracks"),
+    path("tracks/<slug:slug>/", tracks.track_page, name="track"),
+    path("tracks/<slug:slug>/<int:number>/", tracks.track_step, name="track-step"),
+    path("tracks/<slug:slug>/<int:number>/run", tracks.track_step_run, name="track-step-run"),
     path("history", explore.history, name="history"),
     path("runs/<int:run_id>/", explore.run_detail, name="run"),
     path("runs/diff", explore.run_diff, name="run-diff"),
@@ -18,6 +22,8 @@ urlpatterns = [
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
     path("api/recipes/<slug:slug>/predict", learn.api_predict, name="api-predict"),
     path("api/recipes/<slug:slug>/challenge", learn.api_challenge, name="api-challenge"),
+    path("api/tracks", tracks.api_tracks, name="api-tracks"),
+    path("api/tracks/<slug:slug>/<int:number>/run", tracks.api_track_step, name="api-track-step"),
     path("sandbox/reset", views.sandbox_reset, name="sandbox-reset"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

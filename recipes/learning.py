@@ -13,7 +13,7 @@ little.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +59,23 @@ class Check:
     reach `times` (a time, so smaller is faster)."""
     times: float = 1.0
 
-    def problems(self) -> list[str]:
-        """What is wrong with the declaration itself (an unknown figure, no condition or two)."""
+    def problems(self, params: Iterable[str] = ()) -> list[str]:
+        """What is wrong with the declaration (an unknown figure, no condition or two, a bound naming
+        none of `params`)."""
         try:
             figure(self.figure)
         except ValueError as exc:
             return [str(exc)]
+        if isinstance(self.times, bool) or not isinstance(self.times, int | float) or self.times <= 0:
+            return [f"check on {self.figure}: times must be a positive number"]
+        for name in ("includes", "excludes", "faster_than"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                return [f"check on {self.figure}: {name} must be text"]
+        for bound in (self.at_most, self.at_least):
+            if isinstance(bound, bool) or not isinstance(bound, int | float | str | None):
+                return [f"check on {self.figure}: a bound is a number or a parameter's name"]
+            if isinstance(bound, str) and bound not in params:
+                return [f"check on {self.figure}: the bound {bound!r} is neither a number nor a parameter"]
         conditions = [
             self.at_most,
             self.at_least,
@@ -299,7 +310,7 @@ def problems(recipe: Recipe) -> list[str]:
         except ValueError as exc:  # InvalidParams: a pinned parameter the recipe refuses
             found.append(f"{where}: parameters refused: {exc}")
         for check in c.checks:
-            found += [f"{where}: {p}" for p in check.problems()]
+            found += [f"{where}: {p}" for p in check.problems(recipe.defaults())]
             if check.faster_than is not None and check.faster_than not in recipe.variants:
                 found.append(f"{where}: unknown variant {check.faster_than!r} to compare with")
         if not c.checks:

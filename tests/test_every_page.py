@@ -25,6 +25,7 @@ JSON_BODIES = {
     "api-run": {"variant": "keyset", "params": {"page": 2, "rows": 1000}},
     "api-predict": {"question": "rows-read", "guess": 40, "params": {"page": 2, "rows": 1000}},
     "api-challenge": {"challenge": "page-5000", "params": {"rows": 110_000}},
+    "api-track-step": {"guess": 2},
 }
 """Bodies of the JSON API's POSTs."""
 
@@ -73,6 +74,12 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
             {"variant": "offset", "rows": "1000"},
         ),
         ("recipe-sweep", "post", "/recipes/keyset-pagination/sweep", {**sweep, "sweep_y": "query_count"}),
+        ("tracks", "get", "/tracks/", {}),
+        ("track", "get", "/tracks/onboarding/", {}),
+        ("track-step", "get", "/tracks/onboarding/1/", {}),
+        ("track-step-run", "post", "/tracks/onboarding/1/run", {"rows": "5", "guess-stamped": "1"}),
+        ("api-tracks", "get", "/api/tracks", {}),
+        ("api-track-step", "post", "/api/tracks/onboarding/1/run", {}),
         ("history", "get", "/history", {}),
         ("run", "get", f"/runs/{runs[-1]}/", {}),
         ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
@@ -120,6 +127,10 @@ def test_every_url_renders_in_every_way_it_offers(client, rendering):
             "recipe-run",
             "recipe-predict",
             "recipe-challenge",
+            "tracks",
+            "track",
+            "track-step",
+            "track-step-run",
         )
         if rendering == "json" and offers_json and "application/json" not in kind:
             failures.append(f"{name}: asked for JSON, got {kind}")

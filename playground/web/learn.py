@@ -50,11 +50,12 @@ def pinned(recipe: Recipe, chosen: Validated, variant: str | None, params: Mappi
 
 
 def read_prediction(
-    recipe: Recipe, data: Mapping[str, Any], *, form: bool
+    recipe: Recipe, data: Mapping[str, Any], *, form: bool, question: Question | None = None
 ) -> tuple[Question, Any, Validated]:
-    """The question asked, the guess (a number or a choice) and what to run, or InvalidParams."""
+    """The question asked (`question`, or the one `data` names), the guess (a number or a choice) and
+    what to run, or InvalidParams."""
     slug = data.get("question")
-    question = _one_of(recipe, "question", slug)
+    question = question or _one_of(recipe, "question", slug)
     errors: Errors = {} if question else _unknown(recipe, "question", slug)
     guess = None
     if isinstance(question, Question):
@@ -68,10 +69,13 @@ def read_prediction(
     return question, guess, pinned(recipe, chosen, question.variant, {})
 
 
-def read_attempt(recipe: Recipe, data: Mapping[str, Any], *, form: bool) -> tuple[Challenge, Validated]:
-    """The challenge tried and what to run (with the parameters it sets), or InvalidParams."""
+def read_attempt(
+    recipe: Recipe, data: Mapping[str, Any], *, form: bool, challenge: Challenge | None = None
+) -> tuple[Challenge, Validated]:
+    """The challenge tried (`challenge`, or the one `data` names) and what to run (with the
+    parameters it sets), or InvalidParams."""
     slug = data.get("challenge")
-    challenge = _one_of(recipe, "challenge", slug)
+    challenge = challenge or _one_of(recipe, "challenge", slug)
     errors = {} if challenge else _unknown(recipe, "challenge", slug)
     chosen = validated(recipe, _run_fields(recipe, data, form=form), form=form, errors=errors)
     assert isinstance(challenge, Challenge)

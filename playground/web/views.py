@@ -26,12 +26,13 @@ from playground.web.recipe_page import (
     validate_for_compare,
 )
 from playground.web.respond import Refusal, api_client, read_json, refusals, respond, wants_json
+from playground.web.tracks import track_cards
 
 
 @require_GET
 @ensure_csrf_cookie
 def shelf(request: HttpRequest) -> HttpResponse:
-    return render(request, "shelf.html", {"sections": recipes.by_section()})
+    return render(request, "shelf.html", {"sections": recipes.by_section(), "cards": track_cards(request)})
 
 
 @require_GET
