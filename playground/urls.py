@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, learn, tracks, views
+from playground.web import explore, export, learn, tracks, views
 
 urlpatterns = [
     path("", views.shelf, name="shelf"),
@@ -13,11 +13,15 @@ urlpatterns = [
     path("recipes/<slug:slug>/challenge", learn.recipe_challenge, name="recipe-challenge"),
     path("tracks/", tracks.track_list, name="tracks"),
     path("tracks/<slug:slug>/", tracks.track_page, name="track"),
+    path("tracks/<slug:slug>/export", export.track_export, name="track-export"),
     path("tracks/<slug:slug>/<int:number>/", tracks.track_step, name="track-step"),
     path("tracks/<slug:slug>/<int:number>/run", tracks.track_step_run, name="track-step-run"),
     path("history", explore.history, name="history"),
     path("runs/<int:run_id>/", explore.run_detail, name="run"),
     path("runs/diff", explore.run_diff, name="run-diff"),
+    path("runs/export", export.runs_export, name="runs-export"),
+    path("runs/<int:run_id>/export", export.run_export, name="run-export"),
+    path("runs/<int:run_id>/plan.json", export.run_plan, name="run-plan"),
     path("api/recipes", views.api_recipes, name="api-recipes"),
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
     path("api/recipes/<slug:slug>/predict", learn.api_predict, name="api-predict"),

@@ -83,6 +83,10 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("history", "get", "/history", {}),
         ("run", "get", f"/runs/{runs[-1]}/", {}),
         ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
+        ("run-export", "get", f"/runs/{runs[0]}/export", {}),
+        ("run-plan", "get", f"/runs/{runs[0]}/plan.json", {}),
+        ("runs-export", "get", f"/runs/export?ids={runs[0]},{runs[1]}", {}),
+        ("track-export", "get", "/tracks/onboarding/export", {}),
         ("api-recipes", "get", "/api/recipes", {}),
         ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),
         (
@@ -131,6 +135,10 @@ def test_every_url_renders_in_every_way_it_offers(client, rendering):
             "track",
             "track-step",
             "track-step-run",
+            "run-export",
+            "run-plan",
+            "runs-export",
+            "track-export",
         )
         if rendering == "json" and offers_json and "application/json" not in kind:
             failures.append(f"{name}: asked for JSON, got {kind}")

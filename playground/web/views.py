@@ -59,8 +59,9 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
     chosen = validate_for_compare(recipe, request.POST)
     limits.spend_runs(request.session, len(recipe.variants))
     results = service.compare(request.session, recipe, chosen.params)
+    ids = ",".join(str(r.run_id) for r in results if r.run_id)
     context = page_context(
-        request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results)
+        request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results), compared_ids=ids
     )
     data = {"recipe": recipe.slug, "runs": [r.to_json() for r in results]}
     return respond(request, "recipe.html", context, data=data)
