@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from playground.models import StepProgress
 from tests import test_browser as shared
+from tests.test_browser_access import SERIOUS, axe_violations
 
 # The browser fixtures of test_browser.py, used here under the same names.
 _allow_orm_beside_playwright = shared._allow_orm_beside_playwright
@@ -105,3 +107,51 @@ def test_predict_then_run_without_javascript(page_without_js, live_server):
     page.get_by_role("button", name="Try it with the form's variant").click()
     page.wait_for_url("**/recipes/eager-loading/challenge")
     expect(page.locator("#verdict")).to_contain_text("Not yet")  # lazy: 51 queries
+
+
+LEARNING_PARTS = [".learn-panel", ".learn-result", ".next-step", "#track-progress", ".guidance", ".exports"]
+"""What these pages add to a recipe page; the statement list and plan under them are scanned by
+test_browser_access.py."""
+
+
+def learning_violations(tab: Page) -> list[str]:
+    parts = [[selector] for selector in LEARNING_PARTS if tab.locator(selector).count()]
+    found = Axe().run(tab, context={"include": parts})
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
+        for v in found.response["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_nothing_serious_on_the_learning_pages(browser, live_server, scheme):
+    context = browser.new_context(color_scheme=scheme, viewport={"width": 1400, "height": 900})
+    tab = context.new_page()
+    base = live_server.url
+    found: dict[str, list[str]] = {}
+    try:
+        tab.goto(base + "/recipes/eager-loading/?authors=10")
+        tab.get_by_label("How many queries will lazy loading send for 10 authors?").fill("3")
+        tab.get_by_role("button", name="Predict and run").first.click()
+        tab.locator("#answer").wait_for()
+        found["recipe with an answer"] = learning_violations(tab)
+        tab.get_by_role("button", name="Try it with the form's variant").click()
+        tab.locator("#verdict").wait_for()
+        found["recipe with a verdict"] = learning_violations(tab)
+
+        tab.goto(base + "/tracks/")
+        found["tracks"] = axe_violations(tab)
+        tab.goto(base + "/tracks/onboarding/1/")
+        tab.locator(".question input").fill("1")
+        tab.get_by_role("button", name="Predict and run").click()
+        tab.locator("#answer").wait_for()
+        found["step with an answer"] = learning_violations(tab)
+        tab.goto(base + "/tracks/onboarding/")
+        found["track"] = axe_violations(tab)
+        tab.locator("#export-track").click()
+        tab.locator("#export-markdown").wait_for()
+        found["export"] = axe_violations(tab)
+    finally:
+        context.close()
+    assert not any(found.values()), "\n".join(f"{k}: {v}" for k, v in found.items() if v)
