@@ -63,11 +63,11 @@ def test_the_onboarding_track_end_to_end(page, live_server):
     expect(page.locator("#verdict")).to_contain_text("Passed")
     step_done(page, 2, 4)
 
-    # Steps 3 and 4: right guesses.
+    # Steps 3 and 4: right guesses, the first sent with Enter.
     page.locator("#next-step").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Writing: how many INSERTs?")
     page.locator(".question input").fill("4")
-    page.get_by_role("button", name="Predict and run").click()
+    page.locator(".question input").press("Enter")
     expect(page.locator("#answer")).to_contain_text("Right")
     step_done(page, 3, 4)
 
@@ -92,6 +92,14 @@ def test_a_step_page_fits_a_narrow_screen(page, live_server):
     expect(page.locator("#answer")).to_contain_text("Right")
     width = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
     assert width[0] <= width[1], f"the page scrolls sideways: {width}"
+
+
+def test_enter_in_a_guess_predicts_rather_than_runs(page, live_server):
+    page.goto(live_server.url + "/recipes/eager-loading/?authors=15")
+    page.get_by_label("How many queries will lazy loading send for 15 authors?").fill("16")
+    page.get_by_label("How many queries will lazy loading send for 15 authors?").press("Enter")
+    expect(page.locator("#answer")).to_contain_text("Right")
+    expect(page.locator("#truth")).to_have_text("16")
 
 
 def test_predict_then_run_without_javascript(page_without_js, live_server):
