@@ -57,3 +57,32 @@ class RunAllowance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.tokens:.1f}"
+
+
+class StepProgress(models.Model):
+    """Where one person stands on one step of a track: kept in the app database, so that any worker
+    of any instance sees the same progress (the session holds only the learner key)."""
+
+    learner = models.CharField(max_length=64)
+    """A random key kept in the Django session."""
+    track = models.CharField(max_length=100)
+    step = models.PositiveSmallIntegerField()
+    """1 for a track's first step."""
+    done = models.BooleanField(default=False)
+    """A question answered, or a challenge passed, on some attempt."""
+    first_right = models.BooleanField(null=True)
+    """Whether the first prediction of a question step was right (None for a challenge)."""
+    attempts = models.PositiveIntegerField(default=0)
+    outcome = models.JSONField(default=dict)
+    """The latest answer or verdict, as JSON."""
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    """The latest attempt's run, while its sandbox lives."""
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["learner", "track", "step"], name="one_progress_row_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.learner[:8]} {self.track} #{self.step}"

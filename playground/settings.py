@@ -242,4 +242,6 @@ PLAYGROUND = {
     # database, so every worker and instance shares it). Beyond it: 429 with a clear message.
     "RUN_BURST": int(os.environ.get("PLAYGROUND_RUN_BURST", "30")),
     "RUNS_PER_MINUTE": int(os.environ.get("PLAYGROUND_RUNS_PER_MINUTE", "60")),
+    # Folder of the track files (*.toml, docs/tracks.md); the default holds the shipped tracks.
+    "TRACKS_DIR": Path(os.environ.get("PLAYGROUND_TRACKS_DIR") or BASE_DIR / "recipes" / "tracks"),
 }

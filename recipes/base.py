@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from recipes.learning import Challenge, Question
+
 if TYPE_CHECKING:
     from recipes.context import Run, Setup
     from recipes.validation import Validated
@@ -195,6 +197,10 @@ class Recipe:
     as field → message."""
     sweep_defaults: SweepDefaults = field(default_factory=SweepDefaults)
     """What a sweep of this recipe plots and where its range ends, unless the person changes them."""
+    questions: dict[str, Question] = field(default_factory=dict)
+    """Filled by `recipe.learn(...)`: predictions a person makes before a run (recipes.learning)."""
+    challenges: dict[str, Challenge] = field(default_factory=dict)
+    """Filled by `recipe.learn(...)`: goals checked against a run's figures (recipes.learning)."""
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -262,6 +268,14 @@ class Recipe:
 
         return validate(self, data, form=form)
 
+    def learn(self, *items: Question | Challenge) -> None:
+        """Register questions and challenges about this recipe, by their slugs."""
+        for item in items:
+            found = self.questions if isinstance(item, Question) else self.challenges
+            if item.slug in self.questions or item.slug in self.challenges:
+                raise ValueError(f"{self.slug}: duplicate question or challenge {item.slug!r}")
+            found[item.slug] = item
+
     def notes(self, func: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
         """Register the function that writes the "what to notice" lines (sets `notes_hook`)."""
         self.notes_hook = func
@@ -316,4 +330,6 @@ class Recipe:
             "variants": [v.to_json() for v in self.variants.values()],
             "parameters": [p.to_json() for p in self.params] + self._alias_json(),
             "docs": [{"label": label, "url": url} for label, url in self.docs],
+            "questions": [q.to_json() for q in self.questions.values()],
+            "challenges": [c.to_json() for c in self.challenges.values()],
         }

@@ -6,7 +6,7 @@ import datetime as dt
 import decimal
 import re
 import uuid
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from functools import cached_property
 from typing import Any, Literal
 
@@ -96,6 +96,9 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
     """What was done to prepare the sandbox before the run (seeding, indexes), with timings."""
+    run_id: int | None = None
+    """The id of the stored run in the session's history (None for a run kept nowhere): its
+    exports are at /runs/<id>/export and /runs/<id>/plan.json."""
 
     @cached_property
     def figures(self) -> Figures:
@@ -119,6 +122,15 @@ class RunResult:
             }
             object.__setattr__(self, "_json", built)
         return built
+
+
+def stored_as(result: RunResult, run_id: int) -> RunResult:
+    """`result` with the id it was stored under; the JSON already built is kept, with the id added."""
+    kept = replace(result, run_id=run_id)
+    built = result.__dict__.get("_json")
+    if built is not None:
+        object.__setattr__(kept, "_json", {**built, "run_id": run_id})
+    return kept
 
 
 def jsonable(value: Any) -> Any:

@@ -21,6 +21,13 @@ RENDERINGS = {
     "json": {"HTTP_ACCEPT": "application/json"},
 }
 SMALL = {"rows": "1000", "index": "composite"}
+JSON_BODIES = {
+    "api-run": {"variant": "keyset", "params": {"page": 2, "rows": 1000}},
+    "api-predict": {"question": "rows-read", "guess": 40, "params": {"page": 2, "rows": 1000}},
+    "api-challenge": {"challenge": "page-5000", "params": {"rows": 110_000}},
+    "api-track-step": {"guess": 2},
+}
+"""Bodies of the JSON API's POSTs."""
 
 
 def url_names() -> set[str]:
@@ -67,11 +74,35 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
             {"variant": "offset", "rows": "1000"},
         ),
         ("recipe-sweep", "post", "/recipes/keyset-pagination/sweep", {**sweep, "sweep_y": "query_count"}),
+        ("tracks", "get", "/tracks/", {}),
+        ("track", "get", "/tracks/onboarding/", {}),
+        ("track-step", "get", "/tracks/onboarding/1/", {}),
+        ("track-step-run", "post", "/tracks/onboarding/1/run", {"rows": "5", "guess-stamped": "1"}),
+        ("api-tracks", "get", "/api/tracks", {}),
+        ("api-track-step", "post", "/api/tracks/onboarding/1/run", {}),
         ("history", "get", "/history", {}),
         ("run", "get", f"/runs/{runs[-1]}/", {}),
         ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
+        ("run-export", "get", f"/runs/{runs[0]}/export", {}),
+        ("run-plan", "get", f"/runs/{runs[0]}/plan.json", {}),
+        ("runs-export", "get", f"/runs/export?ids={runs[0]},{runs[1]}", {}),
+        ("track-export", "get", "/tracks/onboarding/export", {}),
         ("api-recipes", "get", "/api/recipes", {}),
         ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),
+        (
+            "recipe-predict",
+            "post",
+            "/recipes/keyset-pagination/predict",
+            {**run_form, "question": "sort", "guess-sort": "no"},
+        ),
+        (
+            "recipe-challenge",
+            "post",
+            "/recipes/keyset-pagination/challenge",
+            {**run_form, "challenge": "page-5000", "rows": "110000"},
+        ),
+        ("api-predict", "post", "/api/recipes/keyset-pagination/predict", {}),
+        ("api-challenge", "post", "/api/recipes/keyset-pagination/challenge", {}),
         ("sandbox-reset", "post", "/sandbox/reset", {}),
         ("healthz", "get", "/healthz", {}),
         ("login", "get", "/accounts/login/", {}),
@@ -85,20 +116,30 @@ def test_every_url_renders_in_every_way_it_offers(client, rendering):
     failures = []
     runs = list(Run.objects.order_by("pk").values_list("pk", flat=True))
     for name, method, path, data in requests(runs):
-        if name == "api-run":
-            response = client.post(
-                path,
-                {"variant": "keyset", "params": {"page": 2, "rows": 1000}},
-                content_type="application/json",
-                **headers,
-            )
+        if name in JSON_BODIES:
+            response = client.post(path, JSON_BODIES[name], content_type="application/json", **headers)
         else:
             response = getattr(client, method)(path, data, **headers)
         if response.status_code >= 500 or response.status_code == 404:
             failures.append(f"{name} {path}: {response.status_code} {response.content[:200]!r}")
             continue
         kind = response.get("Content-Type", "")
-        offers_json = name.startswith("api") or name in ("run", "history", "run-diff", "recipe-run")
+        offers_json = name.startswith("api") or name in (
+            "run",
+            "history",
+            "run-diff",
+            "recipe-run",
+            "recipe-predict",
+            "recipe-challenge",
+            "tracks",
+            "track",
+            "track-step",
+            "track-step-run",
+            "run-export",
+            "run-plan",
+            "runs-export",
+            "track-export",
+        )
         if rendering == "json" and offers_json and "application/json" not in kind:
             failures.append(f"{name}: asked for JSON, got {kind}")
         whole_page = rendering == "page" and "text/html" in kind and method == "get"

@@ -14,7 +14,7 @@ from playground.models import Run, Sandbox
 from playground.running import limits, runner, sweeps
 from playground.running.sweeps import SweepSpec, sweep_lines
 from recipes.base import Recipe
-from recipes.results import RunResult
+from recipes.results import RunResult, stored_as
 from recipes.validation import InvalidParams
 
 SESSION_KEY = "sandbox"
@@ -47,9 +47,7 @@ def run_recipe(
     """Run in this session's sandbox and keep the run in the session's history (unless `keep`
     is False: a warm-up)."""
     box, (result,) = _runs(session, recipe, variant, params, repeats=1)
-    if keep:
-        _keep(box, recipe, variant, result, sweep)
-    return result
+    return _keep(box, recipe, variant, result, sweep) if keep else result
 
 
 def run_point(
@@ -62,8 +60,7 @@ def run_point(
     ordered = sorted(results, key=lambda r: figure(r, y) or 0.0)
     failed = [r for r in results if not r.ok]
     result = failed[0] if failed else ordered[len(ordered) // 2]
-    _keep(box, recipe, variant, result, sweep)
-    return result
+    return _keep(box, recipe, variant, result, sweep)
 
 
 def figure(result: RunResult, name: str) -> float | None:
@@ -93,8 +90,10 @@ def _runs(
     return box, [r if r.ok else replace(r, error=limits.explain_error(r.error)) for r in results]
 
 
-def _keep(box: Sandbox, recipe: Recipe, variant: str, result: RunResult, sweep: uuid.UUID | None) -> None:
-    Run.objects.create(
+def _keep(
+    box: Sandbox, recipe: Recipe, variant: str, result: RunResult, sweep: uuid.UUID | None
+) -> RunResult:
+    stored = Run.objects.create(
         sandbox=box,
         recipe=recipe.slug,
         variant=variant,
@@ -107,6 +106,7 @@ def _keep(box: Sandbox, recipe: Recipe, variant: str, result: RunResult, sweep: 
         result=_for_storage(result),
         sweep=sweep,
     )
+    return stored_as(result, stored.pk)
 
 
 def _for_storage(result: RunResult) -> dict[str, Any]:

@@ -26,13 +26,14 @@ from playground.web.recipe_page import (
     validate_for_compare,
 )
 from playground.web.respond import RETRY_SOON, Refusal, api_client, read_json, refusals, respond, wants_json
+from playground.web.tracks import track_cards
 
 
 @require_GET
 @ensure_csrf_cookie
 @refusals()
 def shelf(request: HttpRequest) -> HttpResponse:
-    return render(request, "shelf.html", {"sections": recipes.by_section()})
+    return render(request, "shelf.html", {"sections": recipes.by_section(), "cards": track_cards(request)})
 
 
 @require_GET
@@ -60,8 +61,9 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
     chosen = validate_for_compare(recipe, request.POST)
     limits.spend_runs(request.session, len(recipe.variants))
     results = service.compare(request.session, recipe, chosen.params)
+    ids = ",".join(str(r.run_id) for r in results if r.run_id)
     context = page_context(
-        request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results)
+        request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results), compared_ids=ids
     )
     data = {"recipe": recipe.slug, "runs": [r.to_json() for r in results]}
     return respond(request, "recipe.html", context, data=data)

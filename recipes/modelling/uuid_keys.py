@@ -30,6 +30,7 @@ from sqlalchemy.schema import CreateTable
 from recipes import btree, params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of, plural
 
 
@@ -357,3 +358,23 @@ def key_type_lines(rows: list) -> list[str]:
             + "."
         )
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "index-size",
+        "How many KB will the primary-key index of {rows:,} {variant} keys take?",
+        answer="metric:pk_index_kb",
+        close=0.25,
+        why=lambda r: (
+            f"{r.metrics['pk_index_kb']:,} KB: {r.metrics['index_bytes_per_key']} bytes per key, "
+            f"with leaf pages about {r.metrics['leaf_fill_pct_est']:.0f}% full."
+        ),
+    ),
+    Challenge(
+        "full-pages",
+        "Insert {rows:,} keys and keep the key index's leaf pages at least 80% full",
+        checks=(Check("metric:leaf_fill_pct_est", at_least=80),),
+    ),
+)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base, Dataset
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of, plural
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP
 
@@ -363,3 +364,25 @@ def in_paragraphs(word: str, lexeme: str, count: int) -> str:
     """A word, what the config made of it, how many paragraphs have it: 'raising' (as 'rais') is in 2."""
     searched = f"'{word}'" + (f" (as '{lexeme}')" if lexeme != word else "")
     return f"{searched} is in {count:,}" if count else f"{searched} is in none"
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "index-used",
+        "With the {index} index, will {variant} use an index?",
+        answer="index_used",
+        choices=("yes", "no"),
+    ),
+    Question(
+        "matches",
+        'How many of {rows:,} articles will match "{q}"?',
+        answer="metric:matches",
+        close=0.1,
+    ),
+    Challenge(
+        "no-seq-scan",
+        "Find the articles matching your search without reading the whole table",
+        checks=(Check("nodes", excludes="Seq Scan"), Check("metric:matches", at_least=1)),
+    ),
+)

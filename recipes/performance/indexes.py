@@ -23,6 +23,8 @@ from sqlalchemy import func, select, text
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import DOCUMENTS, USERS, Document, User
+from recipes.learning import Challenge, Check, Question
+from recipes.measures import SCAN_CHOICES
 from recipes.notes import plan_of, plural
 
 CHOICES = {
@@ -308,3 +310,26 @@ def middle_half(timings: list[float]) -> tuple[float, float]:
     """The first and third quartiles: where the middle half of the timings lie."""
     quartiles = statistics.quantiles(timings, n=4, method="inclusive")
     return quartiles[0], quartiles[2]
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "scan",
+        "For the {query} query, which scan will read the most rows?",
+        answer="key_scan",
+        choices=SCAN_CHOICES,
+    ),
+    Question(
+        "rows-read",
+        "How many rows will the {query} query read with {variant}?",
+        answer="rows_read",
+        close=0.1,
+    ),
+    Challenge(
+        "lower-email",
+        "Make the lower(email) lookup use an index",
+        checks=(Check("nodes", excludes="Seq Scan"), Check("index_used", equals="yes")),
+        params={"query": "email-lower"},
+    ),
+)

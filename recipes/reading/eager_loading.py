@@ -15,6 +15,7 @@ from sqlalchemy import orm, select
 
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import LIBRARY, REVIEWS_PER_BOOK, Author, Book
+from recipes.learning import Challenge, Check, Question
 
 recipe = Recipe(
     slug="eager-loading",
@@ -285,3 +286,35 @@ def n_plus_one_line(result, queries, shapes):
             "the N+1 moved one level down, to their reviews"
         )
     return line + "."
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "lazy-queries",
+        "How many queries will lazy loading send for {authors} authors?",
+        answer="queries",
+        variant="lazy",
+        why=lambda r: (
+            f"One SELECT for the authors, then one more each time an author's books were touched: "
+            f"{r.query_count - 1} more."
+        ),
+    ),
+    Question(
+        "joined-rows",
+        "How many rows will joinedload bring over the wire for {authors} authors with {books_per_author} "
+        "books each?",
+        answer="rows_fetched",
+        variant="joinedload",
+        why=lambda r: (
+            f"{r.figures.rows_fetched:,} joined rows: each author's columns come back once per book "
+            f"(once with NULLs when it has none), for {r.metrics['parents_loaded']:,} authors."
+        ),
+    ),
+    Challenge(
+        "two-queries",
+        "Load {authors} authors with their books in at most 2 queries",
+        checks=(Check("queries", at_most=2), Check("errors", at_most=0)),
+        params={"authors": 50, "direction": "authors-books"},
+    ),
+)

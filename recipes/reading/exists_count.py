@@ -14,6 +14,7 @@ from sqlalchemy import exists, func, select, text
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import USERS, User
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of
 
 LOOKED_IN = {"admins": "ix_users_role", "newest-user": "ix_users_name"}
@@ -163,3 +164,24 @@ def memory_line(result):
         f"tracing on, which took {traced:,.1f} ms against this run's {result.elapsed_ms:,.1f} ms{slower}. "
         "The times shown are the untraced run's."
     )
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "wire-rows",
+        "len-all counts the admins among {rows:,} users ({match}% are admins). How many rows will cross "
+        "the wire?",
+        answer="rows_fetched",
+        variant="len-all",
+        why=lambda r: (
+            f"Every matching row is sent and built into an object, only to be counted: "
+            f"{r.figures.rows_fetched:,} rows for one number."
+        ),
+    ),
+    Challenge(
+        "stop-early",
+        'Answer "is there any admin?" reading at most 100 rows and fetching one',
+        checks=(Check("rows_read", at_most=100), Check("rows_fetched", at_most=1)),
+    ),
+)

@@ -14,6 +14,7 @@ from sqlalchemy import select, text, tuple_
 from recipes import params
 from recipes.base import Recipe, Rows, SweepDefaults
 from recipes.datasets import DOCUMENTS, Document
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of, rows_read_line
 from recipes.reading.offset_pagination import (
     INDEX,
@@ -168,3 +169,26 @@ def notes(result):
     if cursor:
         lines.append(f"Next page: WHERE (created_at, id) < ('{cursor[0]}', {cursor[1]}).")
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "rows-read",
+        "How many rows will Postgres read to fetch page {page:,} with the {index} index?",
+        answer="rows_read",
+        close=0.1,
+    ),
+    Question(
+        "sort",
+        "With the {index} index, will the plan need a Sort node?",
+        answer="sorts",
+        choices=("yes", "no"),
+    ),
+    Challenge(
+        "page-5000",
+        "Fetch page {page:,} reading at most 50 rows",
+        checks=(Check("rows_read", at_most=50), Check("rows_returned", at_least=1)),
+        params={"page": 5000},
+    ),
+)

@@ -15,6 +15,8 @@ from sqlalchemy import func, select, tuple_
 from recipes import params
 from recipes.base import Param, Recipe, Rows, SweepDefaults
 from recipes.datasets import DOCUMENTS, Document
+from recipes.learning import Challenge, Check, Question
+from recipes.measures import SCAN_CHOICES
 from recipes.notes import plan_of, rows_read_line
 
 # Shared with keyset pagination, so a sweep draws both over the same tables and indexes.
@@ -225,3 +227,30 @@ def source_line(summary):
         f"The first page's order came from {how}: {summary.rows_read:,} rows read, "
         f"{summary.execution_ms:.2f} ms in all."
     )
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "rows-read",
+        "How many rows will Postgres read to show page {page:,} ({size} rows a page)?",
+        answer="rows_read",
+        close=0.1,
+        why=lambda r: (
+            f"Page {r.params['page']:,} starts after {(r.params['page'] - 1) * r.params['size']:,} "
+            f"rows; OFFSET reads each of them and throws it away: {r.figures.rows_read:,} read in all."
+        ),
+    ),
+    Question(
+        "scan",
+        "Which scan will read the most rows for this page?",
+        answer="key_scan",
+        choices=SCAN_CHOICES,
+    ),
+    Challenge(
+        "page-50-budget",
+        "Serve page {page} reading at most 1,000 rows",
+        checks=(Check("rows_read", at_most=1000), Check("rows_returned", at_least=1)),
+        params={"page": 50},
+    ),
+)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import BULK_ITEMS, BulkItem
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plural
 
 recipe = Recipe(
@@ -282,3 +283,29 @@ def how_rows_travelled(result, writes: list) -> str:
         f"{plural(len(writes), 'INSERT … VALUES statement')}, each sent with one parameter set that "
         f"holds the values of up to {plural(max((s.rowcount or 0 for s in writes), default=0), 'row')}."
     )
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "batches",
+        "add_all() with a batch size of {batch_size:,}: how many INSERT statements will carry "
+        "the {rows:,} rows?",
+        answer="metric:batches",
+        variant="add-all",
+        why=lambda r: (
+            f"The unit of work sends the rows in INSERT … VALUES statements of at most "
+            f"{r.params['batch_size']:,} rows each: {r.metrics['batches']} of them, the largest "
+            f"{r.metrics['largest_batch_rows']:,} rows."
+        ),
+    ),
+    Challenge(
+        "five-times-faster",
+        "Insert {rows:,} rows at least 5× faster than the add() loop",
+        checks=(
+            Check("metric:insert_ms", faster_than="add-loop", times=5),
+            Check("metric:rows_in_table", at_least="rows"),
+        ),
+        params={"rows": 10_000},
+    ),
+)

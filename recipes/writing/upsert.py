@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import USERS, User
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of, plural
 
 SEEDED_USERS = 500
@@ -291,3 +292,31 @@ def race_lines(result) -> list[str]:
             f"inserted anyway and {'was' if refused == 1 else 'were'} stopped only by the unique index."
         )
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "race-errors",
+        "{workers} workers look for the same new email, then insert it. How many will end in an error?",
+        answer="errors",
+        variant="select-then-insert",
+        why=lambda r: (
+            f"{r.metrics['at_once']} worker(s) ran at once and all saw no row; one insert won and "
+            f"{r.metrics['errors']} hit the unique index."
+        ),
+    ),
+    Question(
+        "conflict-target",
+        "Will INSERT … ON CONFLICT ({conflict_target}) fail?",
+        answer="failed",
+        choices=("yes", "no"),
+        variant="on-conflict",
+    ),
+    Challenge(
+        "race-no-errors",
+        "Survive the {workers}-worker race with 0 errors and exactly one row for the email",
+        checks=(Check("errors", at_most=0), Check("metric:rows_with_email", equals=1)),
+        params={"workers": 8},
+    ),
+)
