@@ -47,6 +47,7 @@ QUESTIONS: dict[str, tuple[Run, Run]] = {
         ("owner-created", {"rows": 5000, "query": "live-newest"}),
     ),
     "indexes/rows-read": (("none", {"rows": 2000}), ("none", {"rows": 5000})),
+    "prepared-statements/first-generic": ((None, {"calls": 15}), (None, {"calls": 8})),
 }
 CHALLENGES: dict[str, tuple[Run, Run]] = {
     "timestamp-mixin/no-stale-rows": (("orm-update", {}), ("raw-update", {})),
@@ -58,6 +59,7 @@ CHALLENGES: dict[str, tuple[Run, Run]] = {
     ),
     "eager-loading/two-queries": (("selectinload", {}), ("lazy", {})),
     "exists-count/stop-early": (("exists", {}), ("count", {})),
+    "prepared-statements/no-generic-plan": (("force-custom-plan", {}), ("auto-prepare", {})),
     "upsert/race-no-errors": (("on-conflict-race", {}), ("select-then-insert", {})),
     "soft-delete/sign-up-again": (("partial-unique-index", {}), ("re-register", {})),
     "soft-delete/no-dead-listed": (("list-live", {}), ("list-forgot-filter", {})),

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base, Dataset
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of
 from recipes.plan import summarize
 
@@ -116,6 +117,9 @@ def poll(run, p, conn, query):
         calls.append((call, round(ms, 3), plan, *counts))
         before = counts
     run.metric("per_call", [[call, ms, plan] for call, ms, plan, *_ in calls])
+    generic = [call for call, _, plan, *_ in calls if plan == "generic"]
+    run.metric("generic_calls", len(generic))
+    run.metric("first_generic_call", generic[0] if generic else 0)
     if prepared is not None:
         explained = conn.execute(
             text(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE \"{prepared.name}\"('pending')")
@@ -197,3 +201,25 @@ def stretches(calls):
     return [
         f"call{'s' if a != b else ''} {a}{f'–{b}' if a != b else ''}: {words[plan]}" for a, b, plan in runs
     ]
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "first-generic",
+        "psycopg prepares the statement on its 5th call; Postgres plans the first 5 executions of a "
+        "prepared statement for their values. Over {calls} calls, which call is the first to get the "
+        "generic plan (0 if none)?",
+        answer="metric:first_generic_call",
+        variant="auto-prepare",
+        why=lambda r: (
+            f"{r.metrics['generic_calls']} of {r.params['calls']} calls ran the generic plan"
+            + (f", from call {r.metrics['first_generic_call']} on." if r.metrics["generic_calls"] else ".")
+        ),
+    ),
+    Challenge(
+        "no-generic-plan",
+        "Send the lookup {calls} times on one connection without any call running the generic plan",
+        checks=(Check("metric:generic_calls", equals=0), Check("errors", at_most=0)),
+    ),
+)

@@ -291,12 +291,12 @@ recipe.learn(
         "batches",
         "add_all() with a batch size of {batch_size:,}: how many INSERT statements will carry "
         "the {rows:,} rows?",
-        answer="metric:batches",
+        answer="metric:statements_executed",
         variant="add-all",
         why=lambda r: (
             f"The unit of work sends the rows in INSERT … VALUES statements of at most "
-            f"{r.params['batch_size']:,} rows each: {r.metrics['batches']} of them, the largest "
-            f"{r.metrics['largest_batch_rows']:,} rows."
+            f"{r.params['batch_size']:,} rows each: {r.metrics['statements_executed']} of them, the largest "
+            f"{r.metrics['rows_per_statement_max']:,} rows."
         ),
     ),
     Challenge(
