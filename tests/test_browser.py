@@ -273,7 +273,7 @@ def test_compare_sweep_and_share_link(page, live_server):
     page.get_by_role("button", name="Sweep").click()
     page.locator("#sweep-done").wait_for()
     assert page.evaluate("window.__marker") == 1
-    expect(page.locator("#results polyline")).to_have_count(6)  # three keyset variants, three offset
+    expect(page.locator("#results polyline")).to_have_count(4)  # the depth lines: two keyset, two offset
     expect(page.locator("#sweep-title")).to_contain_text("3 of 3 points")
 
     page.goto(base + "/recipes/keyset-pagination/?page=7&index=none&rows=1000")
