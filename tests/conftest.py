@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from django.conf import settings
+from django.test import Client
 from psycopg import sql
 from sqlalchemy import URL, Engine
 
@@ -161,6 +162,20 @@ def make_sandbox(transactional_db) -> Iterator[Callable[[], Sandbox]]:
     for sb in made:
         if Sandbox.objects.filter(pk=sb.pk).exists():
             sandboxes.drop(sb)
+
+
+@pytest.fixture
+def drop_sandboxes(transactional_db) -> Iterator[None]:
+    """Every sandbox a test's sessions provisioned is dropped (schema, role, row) afterwards."""
+    yield
+    for box in Sandbox.objects.all():
+        sandboxes.drop(box)
+
+
+@pytest.fixture
+def client() -> Client:
+    """A browser-like client: CSRF is enforced, as in production."""
+    return Client(enforce_csrf_checks=True)
 
 
 @pytest.fixture

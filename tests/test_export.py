@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 from django.test import Client
 
-from playground import sandbox as sandboxes
-from playground.models import Run, Sandbox
+from playground.models import Run
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _drop_sandboxes(transactional_db) -> Iterator[None]:
-    yield
-    for box in Sandbox.objects.all():
-        sandboxes.drop(box)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("drop_sandboxes")]
 
 
 @pytest.fixture
 def client() -> Client:
-    return Client()
+    return Client()  # these tests read pages and exports; none of them posts a form
 
 
 def run(client: Client, slug: str, **data: str):

@@ -2,46 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from django.test import Client
 
-from playground import sandbox as sandboxes
-from playground.models import Run, Sandbox
+from playground.models import Run
+from tests.web import api, post
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def _drop_sandboxes(transactional_db) -> Iterator[None]:
-    yield
-    for box in Sandbox.objects.all():
-        sandboxes.drop(box)
-
-
-@pytest.fixture
-def client() -> Client:
-    return Client(enforce_csrf_checks=True)
-
-
-def token(client: Client) -> str:
-    if "csrftoken" not in client.cookies:
-        client.get("/api/recipes")
-    return client.cookies["csrftoken"].value
-
-
-def post(client: Client, path: str, data: dict[str, Any], **headers: str):
-    return client.post(path, data, headers={"X-CSRFToken": token(client), **headers})
-
-
-def api(client: Client, path: str, body: Any):
-    return client.post(
-        path, json.dumps(body), content_type="application/json", headers={"X-CSRFToken": token(client)}
-    )
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("drop_sandboxes")]
 
 
 def text_of(html: bytes) -> str:
