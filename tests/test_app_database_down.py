@@ -35,6 +35,14 @@ REQUESTS = [
     ("track-step", "get", "/tracks/onboarding/1/", {}),
     ("track-step-run", "post", "/tracks/onboarding/1/run", {}),
     ("track-export", "get", "/tracks/onboarding/export", {}),
+    ("room-new", "get", "/rooms/new", {}),
+    ("room-new", "post", "/rooms/new", {"name": "a room", "track": "onboarding"}),
+    ("room-host", "get", "/rooms/host/" + "t" * 43 + "/", {}),
+    ("room-push", "post", "/rooms/host/" + "t" * 43 + "/push", {"number": "2"}),
+    ("room-join", "get", "/rooms/join?code=ABCDEFGH", {}),
+    ("room-join", "post", "/rooms/join", {"code": "ABCDEFGH", "name": "Ada"}),
+    ("room", "get", "/rooms/ABCDEFGH/", {}),
+    ("room-go", "get", "/rooms/ABCDEFGH/go", {}),
     ("history", "get", "/history", {}),
     ("run", "get", "/runs/1/", {}),
     ("run-diff", "get", "/runs/diff?a=1&b=2", {}),
@@ -54,7 +62,10 @@ REQUESTS = [
     ("logout", "post", "/accounts/logout/", {}),
 ]
 """(url name, method, path, data): every URL pattern, the login form posted too."""
-READS_THE_APP_DATABASE = {"recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"}
+READS_THE_APP_DATABASE = {
+    *("recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"),
+    *("room-host", "room-push", "room", "room-go"),
+}
 """Views that cannot answer without the app database, whoever asks."""
 
 

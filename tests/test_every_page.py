@@ -12,6 +12,7 @@ from django.urls import URLPattern, get_resolver
 
 from playground import sandbox as sandboxes
 from playground.models import Run, Sandbox
+from playground.running import rooms
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,6 +63,9 @@ def client() -> Client:
 def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
     """(url name, method, path, data) for every pattern, filled in from the session's runs."""
     run_form = {"variant": "keyset", **SMALL, "page": "3"}
+    room = rooms.create("every page", track="onboarding")
+    rooms.push(room, {"track": "onboarding", "number": 1})
+    host = f"/rooms/host/{room.host_token}/"
     sweep = {**run_form, "sweep_param": "page", "sweep_from": "1", "sweep_to": "20", "sweep_points": "2"}
     return [
         ("shelf", "get", "/", {}),
@@ -80,6 +84,15 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("track-step-run", "post", "/tracks/onboarding/1/run", {"rows": "5", "guess-stamped": "1"}),
         ("api-tracks", "get", "/api/tracks", {}),
         ("api-track-step", "post", "/api/tracks/onboarding/1/run", {}),
+        ("room-new", "get", "/rooms/new", {}),
+        ("room-new", "post", "/rooms/new", {"name": "a room", "recipes": ["keyset-pagination"]}),
+        ("room-host", "get", host, {}),
+        ("room-push", "post", host + "push", {"number": "2"}),
+        ("room-join", "get", f"/rooms/join?code={room.code}", {}),
+        ("room-join", "post", "/rooms/join", {"code": room.code, "name": "<b>Ada</b>"}),
+        ("room", "get", f"/rooms/{room.code}/", {}),
+        ("room-go", "get", f"/rooms/{room.code}/go", {}),
+        ("room-host", "get", host, {}),
         ("history", "get", "/history", {}),
         ("run", "get", f"/runs/{runs[-1]}/", {}),
         ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
@@ -139,10 +152,15 @@ def test_every_url_renders_in_every_way_it_offers(client, rendering):
             "run-plan",
             "runs-export",
             "track-export",
+            "room-host",
+            "room-join",
+            "room",
         )
         if rendering == "json" and offers_json and "application/json" not in kind:
             failures.append(f"{name}: asked for JSON, got {kind}")
-        whole_page = rendering == "page" and "text/html" in kind and method == "get"
+        whole_page = (
+            rendering == "page" and "text/html" in kind and method == "get" and response.status_code == 200
+        )
         if whole_page and b"</html>" not in response.content:
             failures.append(f"{name}: not a whole page")
     assert not failures, "\n".join(failures)
