@@ -115,6 +115,11 @@ class Room(models.Model):
     """Counts the pushes: a participant's page moves when it sees a newer one."""
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+    prepare_wanted = models.PositiveIntegerField(default=0)
+    """Sandboxes the trainer asked to have seeded before the session (the prepared ones are rows
+    of `PreparedSandbox`)."""
+    prepare_error = models.TextField(blank=True, default="")
+    """Why preparing stopped early, if it did."""
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -139,3 +144,18 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PreparedSandbox(models.Model):
+    """A sandbox seeded for a room before anyone joined: the next member to join without a sandbox
+    of their own takes it, so their first run costs what a second run costs."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="prepared")
+    role = models.CharField(max_length=63, unique=True)
+    """The sandbox's role (see `Sandbox.role`)."""
+    member = models.OneToOneField(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    """Who took it; None while it waits."""
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.role

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, export, learn, rooms, tracks, views
+from playground.web import explore, export, learn, room_host, rooms, tracks, views
 from playground.web.respond import refusals
 
 # Django's own sign-in views read and write the session: they refuse like every other view.
@@ -23,8 +23,11 @@ urlpatterns = [
     path("tracks/<slug:slug>/<int:number>/run", tracks.track_step_run, name="track-step-run"),
     path("rooms/new", rooms.room_new, name="room-new"),
     path("rooms/join", rooms.room_join, name="room-join"),
-    path("rooms/host/<str:token>/", rooms.room_host, name="room-host"),
-    path("rooms/host/<str:token>/push", rooms.room_push, name="room-push"),
+    path("rooms/host/<str:token>/", room_host.room_host, name="room-host"),
+    path("rooms/host/<str:token>/push", room_host.room_push, name="room-push"),
+    path("rooms/host/<str:token>/prepare", room_host.room_prepare, name="room-prepare"),
+    path("rooms/host/<str:token>/reset", room_host.room_reset, name="room-reset"),
+    path("rooms/host/<str:token>/close", room_host.room_close, name="room-close"),
     path("rooms/<str:code>/", rooms.room_page, name="room"),
     path("rooms/<str:code>/go", rooms.room_go, name="room-go"),
     path("history", explore.history, name="history"),

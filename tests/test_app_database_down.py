@@ -39,6 +39,9 @@ REQUESTS = [
     ("room-new", "post", "/rooms/new", {"name": "a room", "track": "onboarding"}),
     ("room-host", "get", "/rooms/host/" + "t" * 43 + "/", {}),
     ("room-push", "post", "/rooms/host/" + "t" * 43 + "/push", {"number": "2"}),
+    ("room-prepare", "post", "/rooms/host/" + "t" * 43 + "/prepare", {"count": "2"}),
+    ("room-reset", "post", "/rooms/host/" + "t" * 43 + "/reset", {}),
+    ("room-close", "post", "/rooms/host/" + "t" * 43 + "/close", {}),
     ("room-join", "get", "/rooms/join?code=ABCDEFGH", {}),
     ("room-join", "post", "/rooms/join", {"code": "ABCDEFGH", "name": "Ada"}),
     ("room", "get", "/rooms/ABCDEFGH/", {}),
@@ -64,7 +67,7 @@ REQUESTS = [
 """(url name, method, path, data): every URL pattern, the login form posted too."""
 READS_THE_APP_DATABASE = {
     *("recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"),
-    *("room-host", "room-push", "room", "room-go"),
+    *("room-host", "room-push", "room-prepare", "room-reset", "room-close", "room", "room-go"),
 }
 """Views that cannot answer without the app database, whoever asks."""
 

@@ -92,7 +92,9 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("room-join", "post", "/rooms/join", {"code": room.code, "name": "<b>Ada</b>"}),
         ("room", "get", f"/rooms/{room.code}/", {}),
         ("room-go", "get", f"/rooms/{room.code}/go", {}),
-        ("room-host", "get", host, {}),
+        ("room-host", "get", host + "?projector=1", {}),
+        ("room-prepare", "post", host + "prepare", {"count": "0"}),  # refused: no thread left running
+        ("room-reset", "post", host + "reset", {}),
         ("history", "get", "/history", {}),
         ("run", "get", f"/runs/{runs[-1]}/", {}),
         ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
@@ -120,6 +122,8 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("healthz", "get", "/healthz", {}),
         ("login", "get", "/accounts/login/", {}),
         ("logout", "post", "/accounts/logout/", {}),
+        # Last: closing drops the sandboxes of the room's members, this session's too (its runs go).
+        ("room-close", "post", host + "close", {}),
     ]
 
 

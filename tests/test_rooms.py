@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -10,9 +11,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
+from sqlalchemy import text
 
 from playground import sandbox as sandboxes
-from playground.models import Member, Room, Sandbox
+from playground.models import Member, PreparedSandbox, Room, Sandbox
 from playground.running import rooms
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,7 +73,8 @@ def test_participants_cannot_open_the_host_page_nor_push_a_step():
     alice = join(room, "Alice")
     for path in ("/rooms/host/" + room.code + "/", "/rooms/host/" + room.host_token[:-1] + "x/"):
         assert alice.get(path).status_code == 404
-        assert alice.post(path + "push", {"number": "2"}).status_code == 404
+        for action in ("push", "prepare", "reset", "close"):
+            assert alice.post(path + action, {"number": "2", "count": "1"}).status_code == 404
     room.refresh_from_db()
     assert room.step_version == 0
     page = alice.get(f"/rooms/{room.code}/").content.decode()
@@ -193,3 +196,55 @@ def test_a_recipe_step_keeps_only_the_recipes_own_parameters():
     alice = join(room, "Alice")
     go = alice.get(f"/rooms/{room.code}/go")
     assert go["Location"] == "/recipes/keyset-pagination/?page=40"
+
+
+def wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_prepared_sandboxes_are_seeded_ahead_and_taken_by_joining_members():
+    host = Client()
+    room = make_room(host, track="onboarding")
+    started = host.post(
+        f"/rooms/host/{room.host_token}/prepare", {"count": "2"}, HTTP_ACCEPT="application/json"
+    )
+    assert started.status_code == 200 and started.json()["prepared"]["wanted"] == 2
+    wait_for(lambda: PreparedSandbox.objects.filter(room=room).count() == 2)
+    board = host.get(f"/rooms/host/{room.host_token}/", HTTP_ACCEPT="application/json").json()
+    assert board["prepared"] == {"wanted": 2, "ready": 2, "taken": 0, "error": None}
+    prepared = set(PreparedSandbox.objects.values_list("role", flat=True))
+    roles = set()
+    for name in ("Alice", "Bob", "Carol"):
+        person = join(room, name)
+        roles.add(person.session.get("sandbox"))
+    assert prepared < roles | {None} and None in roles  # the third found none left: made on first run
+    with sandboxes.admin_engine().connect() as conn:  # seeded before anyone ran: step 1's memos table
+        seeded = conn.execute(
+            text("SELECT count(*) FROM pg_tables WHERE schemaname = ANY(:roles)"), {"roles": list(prepared)}
+        ).scalar()
+    assert seeded >= 2
+    assert host.post(f"/rooms/host/{room.host_token}/prepare", {"count": "0"}).status_code == 400
+
+
+def test_reset_empties_and_close_drops_every_member_sandbox():
+    host = Client()
+    room = make_room(host, track="onboarding")
+    alice = join(room, "Alice")
+    alice.post("/tracks/onboarding/1/run", {"variant": "raw-update", "rows": "5", "guess-stamped": "0"})
+    role = alice.session["sandbox"]
+    reset = host.post(f"/rooms/host/{room.host_token}/reset", HTTP_HX_REQUEST="true")
+    assert reset.status_code == 200 and b"Emptied 1 sandbox." in reset.content
+    with sandboxes.admin_engine().connect() as conn:
+        tables = conn.execute(
+            text("SELECT count(*) FROM pg_tables WHERE schemaname = :r"), {"r": role}
+        ).scalar()
+    assert tables == 0 and Sandbox.objects.filter(role=role).exists()
+    assert alice.post(f"/rooms/host/{room.code}/close").status_code == 404  # the code is no host link
+    closed = host.post(f"/rooms/host/{room.host_token}/close", HTTP_ACCEPT="application/json")
+    assert closed.json() == {"closed": True, "dropped": 1}
+    assert not Sandbox.objects.filter(role=role).exists()
+    assert host.get(f"/rooms/host/{room.host_token}/").status_code == 404
+    assert alice.get(f"/rooms/{room.code}/").status_code == 404

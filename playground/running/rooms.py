@@ -183,7 +183,7 @@ class Seat:
         }
 
 
-def _sessions(members: list[Member]) -> dict[str, dict[str, Any]]:
+def sessions_of(members: list[Member]) -> dict[str, dict[str, Any]]:
     """Session key → its stored data, for the members' sessions that still live."""
     rows = Session.objects.filter(
         session_key__in=[m.session_key for m in members], expire_date__gt=timezone.now()
@@ -194,7 +194,7 @@ def _sessions(members: list[Member]) -> dict[str, dict[str, Any]]:
 def board(room: Room) -> list[Seat]:
     """Every member with their latest run and their progress on the current track step."""
     members = list(room.members.all())
-    data = _sessions(members)
+    data = sessions_of(members)
     roles = {m.pk: data.get(m.session_key, {}).get(SESSION_KEY) for m in members}
     learners = {m.pk: data.get(m.session_key, {}).get(progress.LEARNER_KEY) for m in members}
     latest = (

@@ -13,16 +13,15 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.http import urlencode
 from django.views.decorators.csrf import ensure_csrf_cookie
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 import recipes
 from playground.models import Member, Room
-from playground.running import rooms
+from playground.running import room_sandboxes, rooms
 from playground.sandbox import current_client
-from playground.web.access import client_address, login_required_on
+from playground.web.access import client_address
 from playground.web.respond import Refusal, read_json, refusals, respond, wants_json
 from playground.web.tracks import available
 
@@ -30,7 +29,7 @@ POLL_SECONDS = 2
 NAME_LENGTH = 40
 
 
-def _data(request: HttpRequest) -> Any:
+def form_data(request: HttpRequest) -> Any:
     """The request's fields: its JSON body, or its form."""
     if request.content_type == "application/json":
         body = read_json(request)
@@ -47,7 +46,7 @@ def _list(data: Any, key: str) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else [str(value)]
 
 
-def _text(data: Any, key: str) -> str:
+def text_field(data: Any, key: str) -> str:
     value = data.get(key)
     return value.strip() if isinstance(value, str) else ""
 
@@ -59,7 +58,7 @@ def _new_context() -> dict[str, Any]:
 
 def _create(request: HttpRequest, data: Any) -> Room:
     """The room the form asks for, or a `Refusal` naming each field that is wrong."""
-    name, track, chosen = _text(data, "name"), _text(data, "track"), _list(data, "recipes")
+    name, track, chosen = text_field(data, "name"), text_field(data, "track"), _list(data, "recipes")
     errors: dict[str, list[str]] = {}
     if not name or len(name) > 100:
         errors["name"] = ["Give the room a name of at most 100 characters."]
@@ -87,7 +86,7 @@ def _refused_new(request: HttpRequest, refusal: Refusal) -> HttpResponse:
 @refusals(_refused_new)
 def room_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
-        room = _create(request, _data(request))
+        room = _create(request, form_data(request))
         if wants_json(request):
             return JsonResponse(room_json(request, room, host=True), status=201)
         return redirect("room-host", room.host_token)
@@ -130,73 +129,6 @@ def step_target(room: Room) -> tuple[str, str] | None:
     return url, recipe.title + (f" ({query.replace('&', ', ')})" if query else "")
 
 
-# --- hosting ------------------------------------------------------------------------------------
-def _hosted(request: HttpRequest, token: str) -> Room:
-    room = rooms.hosted(token, request.user, login_required=login_required_on())
-    if room is None:
-        raise Http404("no open room has this host link")
-    return room
-
-
-def _host_context(request: HttpRequest, room: Room) -> dict[str, Any]:
-    seats = rooms.board(room)
-    track = available().get(room.track) if room.track else None
-    current = room.step.get("number", 0) if room.track else 0
-    return {
-        "room": room,
-        "seats": seats,
-        "spread": rooms.spread(seats),
-        "target": step_target(room),
-        "join_url": request.build_absolute_uri(reverse("room", args=[room.code])),
-        "track": track,
-        "next": track.step(current + 1) if track else None,
-        "room_recipes": [r for r in map(recipes.get, room.recipes) if r],
-        "poll": POLL_SECONDS,
-    }
-
-
-@require_GET
-@ensure_csrf_cookie
-@refusals()
-def room_host(request: HttpRequest, token: str) -> HttpResponse:
-    room = _hosted(request, token)
-    context = _host_context(request, room)
-    data = {
-        **room_json(request, room, host=True),
-        "members": [s.to_json() for s in context["seats"]],
-        "spread": context["spread"].to_json() if context["spread"] else None,
-    }
-    return respond(request, "room_host.html", context, data=data, partial="board")
-
-
-def _pushed_step(room: Room, data: Any) -> dict[str, Any]:
-    """The step the trainer asks for: a track step's number, or a recipe with its query string."""
-    if room.track:
-        track = available().get(room.track)
-        number = _text(data, "number") or str(data.get("number") or "")
-        if track is None or not number.isdigit() or track.step(int(number)) is None:
-            raise Refusal(400, errors={"number": ["Choose one of the track's steps."]})
-        return {"track": room.track, "number": int(number)}
-    recipe = recipes.get(_text(data, "recipe"))
-    if recipe is None or recipe.slug not in room.recipes:
-        raise Refusal(400, errors={"recipe": ["Choose one of the room's recipes."]})
-    names = {p.name for p in recipe.params} | {"variant"}
-    pairs = [(k, v) for k, v in QueryDict(_text(data, "query").lstrip("?")).lists() for v in v if k in names]
-    return {"recipe": recipe.slug, "query": urlencode(pairs)}
-
-
-@require_POST
-@refusals()
-def room_push(request: HttpRequest, token: str) -> HttpResponse:
-    room = _hosted(request, token)
-    room = rooms.push(room, _pushed_step(room, _data(request)))
-    if wants_json(request):
-        return JsonResponse(room_json(request, room, host=True))
-    if getattr(request, "htmx", False):
-        return respond(request, "room_host.html", _host_context(request, room), partial="board")
-    return redirect("room-host", room.host_token)
-
-
 # --- joining and following ----------------------------------------------------------------------
 def _client(request: HttpRequest) -> str:
     return current_client.get() or client_address(request)
@@ -220,7 +152,11 @@ def _entered(request: HttpRequest, code: str) -> tuple[Room, Member | None]:
 
 
 def _refused_join(request: HttpRequest, refusal: Refusal, code: str = "") -> HttpResponse:
-    context = {"code": code or _text(request.POST, "code"), "values": request.POST, "errors": refusal.errors}
+    context = {
+        "code": code or text_field(request.POST, "code"),
+        "values": request.POST,
+        "errors": refusal.errors,
+    }
     context["problem"] = refusal.message
     return respond(request, "room_join.html", context, status=refusal.status, partial=None)
 
@@ -233,12 +169,13 @@ def room_join(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         code = rooms.normal_code(request.GET.get("code", ""))
         return respond(request, "room_join.html", {"code": code}, data={"code": code or None}, partial=None)
-    data = _data(request)
-    room, _ = _entered(request, _text(data, "code"))
-    name = _text(data, "name")
+    data = form_data(request)
+    room, _ = _entered(request, text_field(data, "code"))
+    name = text_field(data, "name")
     if not name or len(name) > NAME_LENGTH:
         raise Refusal(400, errors={"name": [f"Type a name of 1 to {NAME_LENGTH} characters."]})
     member = rooms.join(request.session, room, name)
+    room_sandboxes.take_prepared(request.session, room, member)
     if wants_json(request):
         return JsonResponse({**room_json(request, room), "member": member.name}, status=201)
     return redirect("room", room.code)
