@@ -113,6 +113,7 @@ TEMPLATES = [
                 "django.template.context_processors.csrf",
                 "django.template.context_processors.csp",
                 "playground.web.access.login_context",
+                "playground.web.rooms.room_bar",
             ],
         },
     },

@@ -63,3 +63,10 @@ def test_a_room_with_a_host_and_three_participants(page, participants, live_serv
     expect(host.locator("#board .run-queries")).to_have_text(["3"] * 3)
     expect(host.locator("#spread")).to_contain_text("2 of 3 right")
     expect(host.locator("#spread li")).to_have_text(["Ada: 0 ✓", "Grace: 5 ✗", "<i>Edsger</i>: 0 ✓"])
+
+    # The next push reaches them on the step page they are on, through the room bar.
+    host.get_by_label("Send everyone to").select_option("3")
+    host.get_by_role("button", name="Push the step").click()
+    for person in participants:
+        expect(person).to_have_url(live_server.url + "/tracks/onboarding/3/")
+    expect(host.locator("#board tr.member")).to_contain_text(["Step 3"] * 3)

@@ -150,6 +150,13 @@ def test_a_pushed_step_moves_every_participant_there():
         assert "HX-Redirect" not in person.get(f"/rooms/{room.code}/", HTTP_HX_REQUEST="true")
     board = host.get(f"/rooms/host/{room.host_token}/", HTTP_ACCEPT="application/json").json()
     assert [m["name"] for m in board["members"]] == ["Alice", "Bob"]
+    # On any other page, the room bar's poll moves a participant on too.
+    bar = f"/rooms/{room.code}/?bar=1"
+    assert 'id="room-bar"' in people[0].get("/tracks/onboarding/3/").content.decode()
+    assert people[0].get(bar, HTTP_HX_REQUEST="true").status_code == 204
+    host.post(f"/rooms/host/{room.host_token}/push", {"number": "4"})
+    assert people[0].get(bar, HTTP_HX_REQUEST="true")["HX-Redirect"] == f"/rooms/{room.code}/go"
+    assert 'id="room-bar"' not in host.get("/").content.decode()
     assert all(m["current"] and m["step"].startswith("Step 3: ") for m in board["members"])
 
 
@@ -183,6 +190,9 @@ def test_an_expired_room_is_gone_for_host_and_participants():
     Room.objects.filter(pk=room.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert host.get(f"/rooms/host/{room.host_token}/").status_code == 404
     assert alice.get(f"/rooms/{room.code}/").status_code == 404
+    for poll in (f"/rooms/{room.code}/?bar=1", f"/rooms/{room.code}/"):  # htmx stops polling on 286
+        assert alice.get(poll, HTTP_HX_REQUEST="true").status_code == 286
+    assert 'id="room-bar"' not in alice.get("/").content.decode()
 
 
 def test_a_recipe_step_keeps_only_the_recipes_own_parameters():
@@ -248,3 +258,6 @@ def test_reset_empties_and_close_drops_every_member_sandbox():
     assert not Sandbox.objects.filter(role=role).exists()
     assert host.get(f"/rooms/host/{room.host_token}/").status_code == 404
     assert alice.get(f"/rooms/{room.code}/").status_code == 404
+    for poll in (f"/rooms/{room.code}/?bar=1", f"/rooms/{room.code}/"):  # htmx stops polling on 286
+        assert alice.get(poll, HTTP_HX_REQUEST="true").status_code == 286
+    assert 'id="room-bar"' not in alice.get("/").content.decode()

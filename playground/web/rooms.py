@@ -22,7 +22,7 @@ from playground.models import Member, Room
 from playground.running import room_sandboxes, rooms
 from playground.sandbox import current_client
 from playground.web.access import client_address
-from playground.web.respond import Refusal, read_json, refusals, respond, wants_json
+from playground.web.respond import UNAVAILABLE, Refusal, read_json, refusals, respond, wants_json
 from playground.web.tracks import available
 
 POLL_SECONDS = 2
@@ -181,12 +181,44 @@ def room_join(request: HttpRequest) -> HttpResponse:
     return redirect("room", room.code)
 
 
+def room_bar(request: HttpRequest) -> dict[str, Any]:
+    """Context processor: the room this session joined last, whose bar on every page follows the
+    steps its trainer pushes (nothing when the session cannot be read: the page says why)."""
+    try:
+        joined = request.session.get(rooms.ROOMS_KEY) or {}
+    except UNAVAILABLE:
+        return {}
+    return {"room_bar": next(reversed(joined))} if joined else {}
+
+
+def _bar_poll(request: HttpRequest, code: str) -> HttpResponse:
+    """The bar's poll: go to a newly pushed step, else nothing; 286 (htmx: stop polling) once the
+    room is gone."""
+    try:
+        room, member = _entered(request, code)
+    except Http404:
+        request.session[rooms.ROOMS_KEY] = {
+            k: v for k, v in request.session.get(rooms.ROOMS_KEY, {}).items() if k != code
+        }
+        return HttpResponse(status=286)
+    if member is not None and room.step_version > member.step_version and step_target(room):
+        return HttpResponseClientRedirect(reverse("room-go", args=[room.code]))
+    return HttpResponse(status=204)
+
+
 @require_GET
 @ensure_csrf_cookie
 @refusals(_refused_join)
 def room_page(request: HttpRequest, code: str) -> HttpResponse:
     """A participant's page: the step to open. Polled by htmx, which moves on when a step is pushed."""
-    room, member = _entered(request, code)
+    if request.GET.get("bar") and getattr(request, "htmx", False):
+        return _bar_poll(request, code)
+    try:
+        room, member = _entered(request, code)
+    except Http404:
+        if getattr(request, "htmx", False):
+            return HttpResponse(status=286)  # the room closed under a polling page: stop polling
+        raise
     if member is None:
         context = {"code": room.code, "room": room}
         return respond(
