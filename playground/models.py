@@ -159,3 +159,21 @@ class PreparedSandbox(models.Model):
 
     def __str__(self) -> str:
         return self.role
+
+
+class Snapshot(models.Model):
+    """A stored run frozen as it was, behind an unguessable link anyone may open read-only.
+
+    The result is copied: the run itself goes when its sandbox is reaped, the snapshot stays.
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    """The secret in the link (random, 256 bits)."""
+    recipe = models.CharField(max_length=64)
+    result = models.JSONField()
+    """The run's stored RunResult JSON, as it was when frozen."""
+    ran_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.recipe} {self.token[:6]}"

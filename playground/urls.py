@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, export, learn, room_host, rooms, tracks, views
+from playground.web import explore, export, learn, room_host, rooms, snapshots, tracks, views
 from playground.web.respond import refusals
 
 # Django's own sign-in views read and write the session: they refuse like every other view.
@@ -36,6 +36,8 @@ urlpatterns = [
     path("runs/export", export.runs_export, name="runs-export"),
     path("runs/<int:run_id>/export", export.run_export, name="run-export"),
     path("runs/<int:run_id>/plan.json", export.run_plan, name="run-plan"),
+    path("runs/<int:run_id>/snapshot", snapshots.run_snapshot, name="run-snapshot"),
+    path("snapshots/<str:token>/", snapshots.snapshot, name="snapshot"),
     path("api/recipes", views.api_recipes, name="api-recipes"),
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
     path("api/recipes/<slug:slug>/predict", learn.api_predict, name="api-predict"),

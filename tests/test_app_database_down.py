@@ -52,6 +52,8 @@ REQUESTS = [
     ("run-export", "get", "/runs/1/export", {}),
     ("run-plan", "get", "/runs/1/plan.json", {}),
     ("runs-export", "get", "/runs/export?ids=1,2", {}),
+    ("run-snapshot", "post", "/runs/1/snapshot", {}),
+    ("snapshot", "get", "/snapshots/" + "s" * 43 + "/", {}),
     ("api-recipes", "get", "/api/recipes", {}),
     ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),
     ("api-predict", "post", "/api/recipes/eager-loading/predict", {}),
@@ -67,7 +69,17 @@ REQUESTS = [
 """(url name, method, path, data): every URL pattern, the login form posted too."""
 READS_THE_APP_DATABASE = {
     *("recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"),
-    *("room-host", "room-push", "room-prepare", "room-reset", "room-close", "room", "room-go"),
+    *(
+        "run-snapshot",
+        "snapshot",
+        "room-host",
+        "room-push",
+        "room-prepare",
+        "room-reset",
+        "room-close",
+        "room",
+        "room-go",
+    ),
 }
 """Views that cannot answer without the app database, whoever asks."""
 

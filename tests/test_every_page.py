@@ -6,12 +6,15 @@ holds plain runs, a compare and a sweep, so the history and diff pages have some
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from django.test import Client
 from django.urls import URLPattern, get_resolver
+from django.utils import timezone
 
 from playground import sandbox as sandboxes
-from playground.models import Run, Sandbox
+from playground.models import Run, Sandbox, Snapshot
 from playground.running import rooms
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,6 +69,13 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
     room = rooms.create("every page", track="onboarding")
     rooms.push(room, {"track": "onboarding", "number": 1})
     host = f"/rooms/host/{room.host_token}/"
+    stored = Run.objects.filter(pk__in=runs).first()
+    frozen = Snapshot.objects.create(
+        token=secrets.token_urlsafe(32),
+        recipe="keyset-pagination" if stored is None else stored.recipe,
+        result={} if stored is None else stored.result,
+        ran_at=timezone.now(),
+    )
     sweep = {**run_form, "sweep_param": "page", "sweep_from": "1", "sweep_to": "20", "sweep_points": "2"}
     return [
         ("shelf", "get", "/", {}),
@@ -101,6 +111,8 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("run-export", "get", f"/runs/{runs[0]}/export", {}),
         ("run-plan", "get", f"/runs/{runs[0]}/plan.json", {}),
         ("runs-export", "get", f"/runs/export?ids={runs[0]},{runs[1]}", {}),
+        ("run-snapshot", "post", f"/runs/{runs[0]}/snapshot", {}),
+        ("snapshot", "get", f"/snapshots/{frozen.token}/", {}),
         ("track-export", "get", "/tracks/onboarding/export", {}),
         ("api-recipes", "get", "/api/recipes", {}),
         ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),
@@ -158,6 +170,7 @@ def test_every_url_renders_in_every_way_it_offers(client, rendering):
             "track-export",
             "room-host",
             "room-join",
+            "snapshot",
             "room",
         )
         if rendering == "json" and offers_json and "application/json" not in kind:
