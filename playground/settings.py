@@ -113,6 +113,7 @@ TEMPLATES = [
                 "django.template.context_processors.csrf",
                 "django.template.context_processors.csp",
                 "playground.web.access.login_context",
+                "playground.web.rooms.room_bar",
             ],
         },
     },
@@ -244,4 +245,10 @@ PLAYGROUND = {
     "RUNS_PER_MINUTE": int(os.environ.get("PLAYGROUND_RUNS_PER_MINUTE", "60")),
     # Folder of the track files (*.toml, docs/tracks.md); the default holds the shipped tracks.
     "TRACKS_DIR": Path(os.environ.get("PLAYGROUND_TRACKS_DIR") or BASE_DIR / "recipes" / "tracks"),
+    # A workshop room closes this many hours after it was made (its host and join links stop working).
+    "ROOM_HOURS": float(os.environ.get("PLAYGROUND_ROOM_HOURS", "12")),
+    # Join codes a client address may get wrong: a burst, then a steady rate; beyond it every join
+    # from that address is refused (429), the right code too, so that guessing teaches nothing.
+    "ROOM_JOIN_MISSES": int(os.environ.get("PLAYGROUND_ROOM_JOIN_MISSES", "10")),
+    "ROOM_JOIN_MISSES_PER_MINUTE": int(os.environ.get("PLAYGROUND_ROOM_JOIN_MISSES_PER_MINUTE", "5")),
 }

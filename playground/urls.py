@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, export, learn, tracks, views
+from playground.web import explore, export, learn, room_host, rooms, snapshots, tracks, views
 from playground.web.respond import refusals
 
 # Django's own sign-in views read and write the session: they refuse like every other view.
@@ -21,12 +21,23 @@ urlpatterns = [
     path("tracks/<slug:slug>/export", export.track_export, name="track-export"),
     path("tracks/<slug:slug>/<int:number>/", tracks.track_step, name="track-step"),
     path("tracks/<slug:slug>/<int:number>/run", tracks.track_step_run, name="track-step-run"),
+    path("rooms/new", rooms.room_new, name="room-new"),
+    path("rooms/join", rooms.room_join, name="room-join"),
+    path("rooms/host/<str:token>/", room_host.room_host, name="room-host"),
+    path("rooms/host/<str:token>/push", room_host.room_push, name="room-push"),
+    path("rooms/host/<str:token>/prepare", room_host.room_prepare, name="room-prepare"),
+    path("rooms/host/<str:token>/reset", room_host.room_reset, name="room-reset"),
+    path("rooms/host/<str:token>/close", room_host.room_close, name="room-close"),
+    path("rooms/<str:code>/", rooms.room_page, name="room"),
+    path("rooms/<str:code>/go", rooms.room_go, name="room-go"),
     path("history", explore.history, name="history"),
     path("runs/<int:run_id>/", explore.run_detail, name="run"),
     path("runs/diff", explore.run_diff, name="run-diff"),
     path("runs/export", export.runs_export, name="runs-export"),
     path("runs/<int:run_id>/export", export.run_export, name="run-export"),
     path("runs/<int:run_id>/plan.json", export.run_plan, name="run-plan"),
+    path("runs/<int:run_id>/snapshot", snapshots.run_snapshot, name="run-snapshot"),
+    path("snapshots/<str:token>/", snapshots.snapshot, name="snapshot"),
     path("api/recipes", views.api_recipes, name="api-recipes"),
     path("api/recipes/<slug:slug>/run", views.api_run, name="api-run"),
     path("api/recipes/<slug:slug>/predict", learn.api_predict, name="api-predict"),

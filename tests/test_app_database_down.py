@@ -35,12 +35,25 @@ REQUESTS = [
     ("track-step", "get", "/tracks/onboarding/1/", {}),
     ("track-step-run", "post", "/tracks/onboarding/1/run", {}),
     ("track-export", "get", "/tracks/onboarding/export", {}),
+    ("room-new", "get", "/rooms/new", {}),
+    ("room-new", "post", "/rooms/new", {"name": "a room", "track": "onboarding"}),
+    ("room-host", "get", "/rooms/host/" + "t" * 43 + "/", {}),
+    ("room-push", "post", "/rooms/host/" + "t" * 43 + "/push", {"number": "2"}),
+    ("room-prepare", "post", "/rooms/host/" + "t" * 43 + "/prepare", {"count": "2"}),
+    ("room-reset", "post", "/rooms/host/" + "t" * 43 + "/reset", {}),
+    ("room-close", "post", "/rooms/host/" + "t" * 43 + "/close", {}),
+    ("room-join", "get", "/rooms/join?code=ABCDEFGH", {}),
+    ("room-join", "post", "/rooms/join", {"code": "ABCDEFGH", "name": "Ada"}),
+    ("room", "get", "/rooms/ABCDEFGH/", {}),
+    ("room-go", "get", "/rooms/ABCDEFGH/go", {}),
     ("history", "get", "/history", {}),
     ("run", "get", "/runs/1/", {}),
     ("run-diff", "get", "/runs/diff?a=1&b=2", {}),
     ("run-export", "get", "/runs/1/export", {}),
     ("run-plan", "get", "/runs/1/plan.json", {}),
     ("runs-export", "get", "/runs/export?ids=1,2", {}),
+    ("run-snapshot", "post", "/runs/1/snapshot", {}),
+    ("snapshot", "get", "/snapshots/" + "s" * 43 + "/", {}),
     ("api-recipes", "get", "/api/recipes", {}),
     ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),
     ("api-predict", "post", "/api/recipes/eager-loading/predict", {}),
@@ -54,7 +67,20 @@ REQUESTS = [
     ("logout", "post", "/accounts/logout/", {}),
 ]
 """(url name, method, path, data): every URL pattern, the login form posted too."""
-READS_THE_APP_DATABASE = {"recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"}
+READS_THE_APP_DATABASE = {
+    *("recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"),
+    *(
+        "run-snapshot",
+        "snapshot",
+        "room-host",
+        "room-push",
+        "room-prepare",
+        "room-reset",
+        "room-close",
+        "room",
+        "room-go",
+    ),
+}
 """Views that cannot answer without the app database, whoever asks."""
 
 
