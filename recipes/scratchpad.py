@@ -1,0 +1,128 @@
+"""SQL a person types, run as a recipe so that it goes through the one runner.
+
+The scratchpad is a recipe of its own (not on the shelf): its one parameter is the text, its one
+variant checks it with `recipes.sql.check` and sends each statement in its own transaction. The
+runner then does for it what it does for every recipe: capture, timings, the plan of the main
+statement (the last SELECT), limits, history. Each statement's own result is in
+`metrics["results"]`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from recipes.base import Param, Recipe, Rows
+from recipes.context import MAIN_OPTION, Run
+from recipes.results import jsonable
+from recipes.sql import Checked, Limits, SqlRefused, check
+
+SLUG = "sql"
+MAX_LENGTH = 20_000
+ROWS_KEPT = 200
+"""Rows of one statement's result kept; the count is always the true one."""
+
+recipe = Recipe(
+    slug=SLUG,
+    title="SQL scratchpad",
+    section="Reading",
+    summary="Your own SQL in your sandbox: every statement with its rows, timing and plan.",
+    params=(
+        Param(
+            "sql",
+            "str",
+            "SELECT 1",
+            label="SQL",
+            help="One or more statements separated by semicolons.",
+            max_length=MAX_LENGTH,
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class StatementResult:
+    """What one statement of a submission gave."""
+
+    sql: str
+    """The statement as typed."""
+    kind: str
+    """Its kind, e.g. "SELECT"."""
+    columns: list[str]
+    """Column names of its rows (empty for a statement that returns none)."""
+    rows: list[list[Any]]
+    """Its first ROWS_KEPT rows."""
+    rowcount: int | None
+    """Rows it returned or changed, as the server reports it."""
+    duration_ms: float
+    """Wall time of its execution, fetching included."""
+    error: str | None = None
+    """The server's message when it failed (the statements after it did not run)."""
+
+
+def limits_for(run: Run) -> Limits:
+    """The gate's limits for a sandbox: its schema is its role's name."""
+    return Limits(schema=str(run.engine.url.username), max_length=MAX_LENGTH)
+
+
+@recipe.variant(slug="sql")
+def run_sql(run: Run, p) -> Rows | None:
+    """Check the whole text, then run each statement in its own transaction, in order."""
+    try:
+        statements = check(p.sql, limits_for(run))
+    except SqlRefused as exc:
+        run.fail(exc)
+        return None
+    main = next((s for s in reversed(statements) if s.kind == "SELECT" and s.reads_only), None)
+    results: list[StatementResult] = []
+    last: Rows | None = None
+    with run.connect() as conn:
+        for statement in statements:
+            result, rows = _execute(conn, statement, main=statement is main)
+            results.append(result)
+            last = rows if rows is not None else last
+            if result.error is not None:
+                run.fail(RuntimeError(f"Statement {len(results)} failed: {result.error}"))
+                break
+    run.metric("results", [asdict(r) for r in results])
+    return last
+
+
+def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, Rows | None]:
+    started = time.perf_counter()
+    options = {MAIN_OPTION: True} if main else {}
+    rows = None
+    try:
+        with conn.begin():
+            result = conn.execution_options(**options).exec_driver_sql(_escaped(statement.sql))
+            if result.returns_rows:
+                columns = tuple(result.keys())
+                rows = Rows(columns, [tuple(r) for r in result.fetchmany(ROWS_KEPT)])
+                rowcount = len(rows.data) + sum(1 for _ in result)
+            else:
+                rowcount = result.rowcount if result.rowcount >= 0 else None
+    except SQLAlchemyError as exc:
+        message = str(getattr(exc, "orig", exc) or exc).strip()
+        return _result(statement, started, None, None, error=message), None
+    return _result(statement, started, rows, rowcount), rows
+
+
+def _result(statement: Checked, started: float, rows: Rows | None, rowcount, **extra):
+    return StatementResult(
+        sql=statement.sql,
+        kind=statement.kind,
+        columns=list(rows.columns) if rows else [],
+        rows=jsonable([list(r) for r in rows.data]) if rows else [],
+        rowcount=rowcount,
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        **extra,
+    )
+
+
+def _escaped(sql: str) -> str:
+    """psycopg reads % as a placeholder marker as soon as parameters are passed, and SQLAlchemy
+    always passes some (none here): a literal % is doubled, as the driver expects."""
+    return sql.replace("%", "%%")
