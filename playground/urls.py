@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, export, learn, tracks, views
+from playground.web import explore, export, learn, sql, tracks, views
 from playground.web.respond import refusals
 
 # Django's own sign-in views read and write the session: they refuse like every other view.
@@ -21,6 +21,8 @@ urlpatterns = [
     path("tracks/<slug:slug>/export", export.track_export, name="track-export"),
     path("tracks/<slug:slug>/<int:number>/", tracks.track_step, name="track-step"),
     path("tracks/<slug:slug>/<int:number>/run", tracks.track_step_run, name="track-step-run"),
+    path("sql/", sql.sql_page, name="sql"),
+    path("sql/run", sql.sql_run, name="sql-run"),
     path("history", explore.history, name="history"),
     path("runs/<int:run_id>/", explore.run_detail, name="run"),
     path("runs/diff", explore.run_diff, name="run-diff"),

@@ -35,6 +35,8 @@ REQUESTS = [
     ("track-step", "get", "/tracks/onboarding/1/", {}),
     ("track-step-run", "post", "/tracks/onboarding/1/run", {}),
     ("track-export", "get", "/tracks/onboarding/export", {}),
+    ("sql", "get", "/sql/", {}),
+    ("sql-run", "post", "/sql/run", {"sql": "SELECT 1"}),
     ("history", "get", "/history", {}),
     ("run", "get", "/runs/1/", {}),
     ("run-diff", "get", "/runs/diff?a=1&b=2", {}),
@@ -54,7 +56,15 @@ REQUESTS = [
     ("logout", "post", "/accounts/logout/", {}),
 ]
 """(url name, method, path, data): every URL pattern, the login form posted too."""
-READS_THE_APP_DATABASE = {"recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"}
+READS_THE_APP_DATABASE = {
+    "recipe-run",
+    "recipe-compare",
+    "recipe-sweep",
+    "history",
+    "run",
+    "run-diff",
+    "sql-run",
+}
 """Views that cannot answer without the app database, whoever asks."""
 
 

@@ -53,7 +53,8 @@ def client() -> Client:
             "sweep_y": "rows_read",
         },
     )
-    assert Run.objects.count() >= 6
+    client.post("/sql/run", {"sql": "SELECT 1 AS one"})  # the last run: a scratchpad one
+    assert Run.objects.count() >= 7
     yield client
     for box in Sandbox.objects.all():
         sandboxes.drop(box)
@@ -80,6 +81,8 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("track-step-run", "post", "/tracks/onboarding/1/run", {"rows": "5", "guess-stamped": "1"}),
         ("api-tracks", "get", "/api/tracks", {}),
         ("api-track-step", "post", "/api/tracks/onboarding/1/run", {}),
+        ("sql", "get", "/sql/?sql=SELECT+2", {}),
+        ("sql-run", "post", "/sql/run", {"sql": "CREATE TABLE IF NOT EXISTS n (i int); SELECT * FROM n"}),
         ("history", "get", "/history", {}),
         ("run", "get", f"/runs/{runs[-1]}/", {}),
         ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
@@ -139,6 +142,8 @@ def test_every_url_renders_in_every_way_it_offers(client, rendering):
             "run-plan",
             "runs-export",
             "track-export",
+            "sql",
+            "sql-run",
         )
         if rendering == "json" and offers_json and "application/json" not in kind:
             failures.append(f"{name}: asked for JSON, got {kind}")

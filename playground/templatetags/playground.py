@@ -18,6 +18,7 @@ from pygments.lexers import PostgresLexer, PythonLexer
 from recipes.figures import DEFINITIONS
 from recipes.plan import PlanSummary
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP, jsonable
+from recipes.scratchpad import SLUG as SCRATCHPAD
 
 register = template.Library()
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -135,4 +136,6 @@ def share_url(slug: str, variant: str, params: dict) -> str:
 
     from django.urls import reverse
 
+    if slug == SCRATCHPAD:  # SQL typed in the scratchpad opens there again
+        return f"{reverse('sql')}?{urlencode({'sql': params.get('sql', '')})}"
     return f"{reverse('recipe', args=[slug])}?{urlencode({'variant': variant, **params})}"
