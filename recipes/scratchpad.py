@@ -9,6 +9,8 @@ statement (the last SELECT), limits, history. Each statement's own result is in
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -126,3 +128,39 @@ def _escaped(sql: str) -> str:
     """psycopg reads % as a placeholder marker as soon as parameters are passed, and SQLAlchemy
     always passes some (none here): a literal % is doubled, as the driver expects."""
     return sql.replace("%", "%%")
+
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
+
+
+def inline(sql: str, parameters: Any) -> str | None:
+    """`sql` as the driver received it with its bound values written in as SQL literals, ready to
+    edit and run in the scratchpad; None when it cannot be one statement (an executemany)."""
+    if isinstance(parameters, list) and parameters and isinstance(parameters[0], (dict, list, tuple)):
+        return None
+    positional = iter(parameters if isinstance(parameters, (list, tuple)) else ())
+    named = parameters if isinstance(parameters, dict) else {}
+
+    def value(match: re.Match) -> str:
+        if match.group(0) == "%%":
+            return "%"
+        if match.group(1) is not None:
+            return literal(named.get(match.group(1)))
+        return literal(next(positional, None))
+
+    return _PLACEHOLDER.sub(value, sql)
+
+
+def literal(value: Any) -> str:
+    """One value as a SQL literal (standard_conforming_strings is on: only quotes are doubled)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "ARRAY[" + ", ".join(literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        value = json.dumps(value)
+    return "'" + str(value).replace("'", "''") + "'"

@@ -230,3 +230,16 @@ def test_other_sandboxes_stay_out_of_reach(make_sandbox):
     # and nothing of theirs changed
     with theirs.connect() as conn:
         assert conn.execute(text("SELECT v FROM secret")).scalar() == "hidden"
+
+
+def test_inlined_values_stay_values(engine):
+    hostile = "x'; SET work_mem = '1GB'; --"
+    sql = scratchpad.inline(
+        "SELECT %(a)s AS a, %(b)s AS b, %(c)s AS c, %(d)s AS d WHERE 'p%%' LIKE 'p%%'",
+        {"a": hostile, "b": 7, "c": None, "d": True},
+    )
+    assert [s.kind for s in check(sql, Limits(schema="s"))] == ["SELECT"]
+    result = run_sql(engine, sql)
+    assert result.ok, result.error
+    assert result.rows.data == [[hostile, 7, None, True]]
+    assert scratchpad.inline("INSERT INTO t VALUES (%(a)s)", [{"a": 1}, {"a": 2}]) is None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import re
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from django.test import Client
 from sqlalchemy import text
@@ -107,3 +111,26 @@ def test_the_catalog_listing_shows_only_this_sandbox(client):
     assert [t["name"] for t in client.get("/sql/", **JSON).json()["tables"]] == ["mine"]
     assert Client().get("/sql/", **JSON).json() == {"tables": []}  # no sandbox yet, none made
     assert Sandbox.objects.count() == 2
+
+
+def test_edit_a_recipe_run_as_sql_run_it_and_compare(client):
+    page = client.post(
+        "/recipes/keyset-pagination/run", {"variant": "keyset", "rows": "1000", "page": "3"}
+    ).content.decode()
+    link = html.unescape(re.search(r'id="edit-as-sql" href="([^"]+)"', page).group(1))
+    query = parse_qs(urlsplit(link).query)
+    recipe_run = Run.objects.get()
+    assert query["from"] == [str(recipe_run.pk)]
+    (sql,) = query["sql"]
+    assert "%(" not in sql and "LIMIT" in sql.upper()
+    assert f'name="from" value="{recipe_run.pk}"' in client.get(link).content.decode()
+    assert "edit as SQL" in page  # every statement of the run is one click away
+
+    response = client.post("/sql/run", {"sql": sql, "from": recipe_run.pk}, **JSON)
+    data = response.json()
+    assert data["ok"], data["error"]
+    ids = [r[0] for r in recipe_run.result["rows"]["data"]]
+    assert [r[0] for r in data["rows"]["data"]] == ids  # the same rows, by hand
+    diff = client.get(data["compare_url"], **JSON).json()
+    assert diff["a"]["recipe"] == "keyset-pagination" and diff["b"]["recipe"] == "sql"
+    assert "Same plan shape." in diff["changes"]

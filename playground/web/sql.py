@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
@@ -17,8 +18,23 @@ PLACEHOLDER = "SELECT 1 AS one"
 
 
 def sql_context(request: HttpRequest, sql: str, **extra: Any) -> dict[str, Any]:
-    """What sql.html needs: the text in the editor, the sandbox's tables, and what ran."""
-    return {"sql": sql, "tables": lambda: scratch.tables(request.session), **extra}
+    """What sql.html needs: the text in the editor, the sandbox's tables, the run the SQL came
+    from (to compare with), and what ran."""
+    data = request.POST if request.method == "POST" else request.GET
+    origin = str(data.get("from", ""))
+    return {
+        "sql": sql,
+        "origin": int(origin) if origin.isdigit() else None,
+        "tables": lambda: scratch.tables(request.session),
+        **extra,
+    }
+
+
+def compare_url(origin: int | None, result: RunResult) -> str | None:
+    """The diff of the run the SQL came from and the scratchpad's run of it."""
+    if origin is None or result.run_id is None:
+        return None
+    return f"{reverse('run-diff')}?a={origin}&b={result.run_id}"
 
 
 @require_GET
@@ -53,7 +69,9 @@ def sql_run(request: HttpRequest) -> HttpResponse:
         sql = str(request.POST.get("sql", ""))
     result = scratch.run_sql(request.session, sql)
     context = sql_context(request, sql, result=result, statements=statement_results(result))
-    return respond(request, "sql.html", context, data=result.to_json())
+    context["compare_url"] = compare_url(context["origin"], result)
+    data = {**result.to_json(), "compare_url": context["compare_url"]}
+    return respond(request, "sql.html", context, data=data)
 
 
 def statement_results(result: RunResult) -> list[dict[str, Any]]:
