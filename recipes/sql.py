@@ -136,6 +136,8 @@ def check(text: str, limits: Limits) -> list[Checked]:
         parsed = parse_sql(text)
     except ParseError as exc:
         raise SqlRefused(f"Syntax error: {exc.args[0]}") from exc
+    except RecursionError:  # nesting deeper than the parser's tree can be read back
+        raise SqlRefused("The SQL is nested too deeply to be checked.") from None
     encoded = text.encode()
     statements = []
     for number, raw in enumerate(parsed, start=1):
