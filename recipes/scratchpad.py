@@ -25,7 +25,9 @@ from recipes.sql import Checked, Limits, SqlRefused, check
 SLUG = "sql"
 MAX_LENGTH = 20_000
 ROWS_KEPT = 200
-"""Rows of one statement's result kept; the count is always the true one."""
+"""Rows of one statement's result kept."""
+ROWS_COUNTED = 100_000
+"""Rows of one statement's result counted; a SELECT that returns more is stopped there."""
 
 recipe = Recipe(
     slug=SLUG,
@@ -63,6 +65,8 @@ class StatementResult:
     """Wall time of its execution, fetching included."""
     error: str | None = None
     """The server's message when it failed (the statements after it did not run)."""
+    more: bool = False
+    """It returned more than ROWS_COUNTED rows: `rowcount` stops there."""
 
 
 def limits_for(run: Run) -> Limits:
@@ -99,17 +103,30 @@ def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, 
     rows = None
     try:
         with conn.begin():
+            if statement.kind == "SELECT" and statement.reads_only:
+                # a server-side cursor: a huge result streams past, never held in memory whole
+                options |= {"stream_results": True, "max_row_buffer": ROWS_KEPT}
             result = conn.execution_options(**options).exec_driver_sql(_escaped(statement.sql))
+            more = False
             if result.returns_rows:
                 columns = tuple(result.keys())
                 rows = Rows(columns, [tuple(r) for r in result.fetchmany(ROWS_KEPT)])
-                rowcount = len(rows.data) + sum(1 for _ in result)
+                rowcount, more = _count(result, len(rows.data))
             else:
                 rowcount = result.rowcount if result.rowcount >= 0 else None
     except SQLAlchemyError as exc:
         message = str(getattr(exc, "orig", exc) or exc).strip()
         return _result(statement, started, None, None, error=message), None
-    return _result(statement, started, rows, rowcount), rows
+    return _result(statement, started, rows, rowcount, more=more), rows
+
+
+def _count(result, counted: int) -> tuple[int, bool]:
+    """Rows of `result` left after the first `counted`, up to ROWS_COUNTED in all."""
+    for _ in result:
+        counted += 1
+        if counted >= ROWS_COUNTED:
+            return counted, True
+    return counted, False
 
 
 def _result(statement: Checked, started: float, rows: Rows | None, rowcount, **extra):

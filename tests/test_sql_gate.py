@@ -243,3 +243,13 @@ def test_inlined_values_stay_values(engine):
     assert result.ok, result.error
     assert result.rows.data == [[hostile, 7, None, True]]
     assert scratchpad.inline("INSERT INTO t VALUES (%(a)s)", [{"a": 1}, {"a": 2}]) is None
+
+
+def test_a_huge_result_streams_past_and_is_counted_up_to_a_cap(engine):
+    result = run_sql(engine, "SELECT i FROM generate_series(1, 150000) i; SELECT 1 AS after")
+    assert result.ok, result.error
+    huge, after = results(result)
+    assert len(huge["rows"]) == scratchpad.ROWS_KEPT and huge["rows"][:2] == [[1], [2]]
+    assert huge["rowcount"] == scratchpad.ROWS_COUNTED and huge["more"]
+    assert after["rows"] == [[1]] and not after["more"]
+    assert result.plan is not None  # the last SELECT's plan, as always
