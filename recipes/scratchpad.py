@@ -26,6 +26,10 @@ SLUG = "sql"
 MAX_LENGTH = 20_000
 ROWS_KEPT = 200
 """Rows of one statement's result kept."""
+DEADLINE_TIMEOUTS = 3
+"""Statement timeouts a whole submission may take: no statement starts after that."""
+DEFAULT_TIMEOUT_MS = 10_000
+"""The statement timeout assumed when the connection does not say."""
 ROWS_COUNTED = 100_000
 """Rows of one statement's result counted; a SELECT that returns more is stopped there."""
 
@@ -74,6 +78,20 @@ def limits_for(run: Run) -> Limits:
     return Limits(schema=str(run.engine.url.username), max_length=MAX_LENGTH)
 
 
+def deadline_seconds(run: Run) -> float:
+    """How long a submission may run: DEADLINE_TIMEOUTS statement timeouts of the sandbox role,
+    read from the connection options (sending a statement to ask would add one to the run)."""
+    return deadline_seconds_for_url(run.engine.url)
+
+
+def deadline_seconds_for_url(url: Any) -> float:
+    """`deadline_seconds` of a sandbox engine's URL."""
+    options = str(url.query.get("options", ""))
+    found = re.search(r"statement_timeout=(\d+)", options)
+    timeout_ms = int(found.group(1)) if found else DEFAULT_TIMEOUT_MS
+    return DEADLINE_TIMEOUTS * timeout_ms / 1000
+
+
 @recipe.variant(slug="sql")
 def run_sql(run: Run, p) -> Rows | None:
     """Check the whole text, then run each statement in its own transaction, in order."""
@@ -85,8 +103,12 @@ def run_sql(run: Run, p) -> Rows | None:
     main = next((s for s in reversed(statements) if s.kind == "SELECT" and s.reads_only), None)
     results: list[StatementResult] = []
     last: Rows | None = None
+    deadline = time.perf_counter() + deadline_seconds(run)
     with run.connect() as conn:
-        for statement in statements:
+        for number, statement in enumerate(statements, start=1):
+            if time.perf_counter() > deadline:
+                run.fail(RuntimeError(f"Out of time: statements {number} to {len(statements)} did not run."))
+                break
             result, rows = _execute(conn, statement, main=statement is main)
             results.append(result)
             last = rows if rows is not None else last

@@ -253,3 +253,14 @@ def test_a_huge_result_streams_past_and_is_counted_up_to_a_cap(engine):
     assert huge["rowcount"] == scratchpad.ROWS_COUNTED and huge["more"]
     assert after["rows"] == [[1]] and not after["more"]
     assert result.plan is not None  # the last SELECT's plan, as always
+
+
+def test_a_submission_stops_starting_statements_past_its_deadline(settings, make_sandbox):
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "STATEMENT_TIMEOUT_MS": 1000}
+    engine = sandboxes.engine_for(make_sandbox())
+    assert scratchpad.deadline_seconds_for_url(engine.url) == 3  # three statement timeouts
+    result = run_sql(engine, "SELECT pg_sleep(0.9);" * 5)
+    assert not result.ok
+    assert result.error.endswith("Out of time: statements 5 to 5 did not run.")
+    assert len(results(result)) == 4
+    assert run_sql(engine, "SELECT 3 AS three").rows.data == [[3]]
