@@ -168,9 +168,31 @@ def _check_statement(stmt: Any, limits: Limits) -> str:
         if objtype.name not in OWN_OBJECTS:
             what = objtype.name.removeprefix("OBJECT_").lower()
             raise SqlRefused(f"only tables, indexes, views and sequences here, not a {what}.")
+    for names in _object_names(stmt):
+        if len(names) > 1 and names[-2] not in READABLE_SCHEMAS | {limits.schema}:
+            raise SqlRefused(f"{'.'.join(names)} names another schema; this sandbox works in its own.")
     for node in _walk(stmt):
         _check_node(node, limits)
     return kind
+
+
+def _object_names(stmt: Any) -> Iterator[list[str]]:
+    """Names a statement gives as lists of strings rather than as relations (DROP, COMMENT ON,
+    CREATE STATISTICS): the part before the last is the schema. Columns and constraints, whose
+    names start with their table, are left to the server's privileges."""
+    if isinstance(stmt, ast.DropStmt):
+        objects = stmt.objects or ()
+    elif isinstance(stmt, ast.CommentStmt) and stmt.objtype.name in ("OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"):
+        objects = ()
+    elif isinstance(stmt, ast.CommentStmt):
+        objects = (stmt.object,)
+    elif isinstance(stmt, ast.CreateStatsStmt):
+        objects = (stmt.defnames or (),)
+    else:
+        objects = ()
+    for parts in objects:
+        if isinstance(parts, tuple | list):
+            yield [p.sval for p in parts if isinstance(p, ast.String)]
 
 
 def _objtype(stmt: Any) -> Any:

@@ -107,6 +107,10 @@ REFUSED = [
     ("SELECT (SELECT count(*) FROM other_schema.t)", "other_schema.t names another schema"),
     ("CREATE TABLE other_schema.t (i int)", "other_schema.t names another schema"),
     ("SELECT other_schema.f()", "other_schema.f() names another schema"),
+    ("DROP TABLE marker, other_schema.t", "other_schema.t names another schema"),
+    ("DROP INDEX other_schema.i", "other_schema.i names another schema"),
+    ("COMMENT ON TABLE other_schema.t IS 'x'", "other_schema.t names another schema"),
+    ("CREATE STATISTICS other_schema.s ON i, i FROM marker", "other_schema.s names another schema"),
     ("CREATE TEMP TABLE t (i int)", "temporary tables are not allowed"),
     # nonsense and size
     ("SELEC 1", "Syntax error"),
