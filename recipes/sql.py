@@ -56,6 +56,17 @@ OWN_OBJECTS = {
 # sandbox can read (filtered by its privileges) and never write.
 READABLE_SCHEMAS = {"pg_catalog", "information_schema"}
 
+# Catalogs that list every role with its settings: a sandbox has no business with other roles.
+REFUSED_RELATIONS = {
+    "pg_roles",
+    "pg_user",
+    "pg_group",
+    "pg_shadow",
+    "pg_authid",
+    "pg_auth_members",
+    "pg_db_role_setting",
+}
+
 # Functions refused wherever they appear, by exact name or by prefix (after unqualifying).
 REFUSED_FUNCTIONS = {
     "set_config": "changes a setting of the session",
@@ -205,6 +216,8 @@ def _check_node(node: Any, limits: Limits) -> None:
             node.schemaname and node.schemaname != limits.schema and node.schemaname not in READABLE_SCHEMAS
         ):
             raise SqlRefused(f"{_qualified(node)} names another schema; this sandbox works in its own.")
+        if node.relname in REFUSED_RELATIONS and node.schemaname in (None, "pg_catalog"):
+            raise SqlRefused(f"{node.relname} lists the roles of every sandbox; it is not readable here.")
         if node.relpersistence == "t":
             raise SqlRefused("temporary tables are not allowed; create a table in the sandbox.")
     elif isinstance(node, ast.FuncCall):

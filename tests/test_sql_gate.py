@@ -112,6 +112,10 @@ REFUSED = [
     ("COMMENT ON TABLE other_schema.t IS 'x'", "other_schema.t names another schema"),
     ("CREATE STATISTICS other_schema.s ON i, i FROM marker", "other_schema.s names another schema"),
     ("CREATE TEMP TABLE t (i int)", "temporary tables are not allowed"),
+    # the role catalogs: every sandbox's role and settings
+    ("SELECT rolname, rolconfig FROM pg_roles", "pg_roles lists the roles of every sandbox"),
+    ("SELECT * FROM pg_catalog.pg_db_role_setting", "pg_db_role_setting lists the roles"),
+    ("WITH r AS (SELECT * FROM pg_user) SELECT 1", "pg_user lists the roles"),
     # nonsense and size
     ("SELEC 1", "Syntax error"),
 ]
