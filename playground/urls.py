@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, export, learn, room_host, rooms, snapshots, tracks, views
+from playground.web import explore, export, learn, room_host, rooms, snapshots, sql, tracks, views
 from playground.web.respond import refusals
 
 # Django's own sign-in views read and write the session: they refuse like every other view.
@@ -30,6 +30,8 @@ urlpatterns = [
     path("rooms/host/<str:token>/close", room_host.room_close, name="room-close"),
     path("rooms/<str:code>/", rooms.room_page, name="room"),
     path("rooms/<str:code>/go", rooms.room_go, name="room-go"),
+    path("sql/", sql.sql_page, name="sql"),
+    path("sql/run", sql.sql_run, name="sql-run"),
     path("history", explore.history, name="history"),
     path("runs/<int:run_id>/", explore.run_detail, name="run"),
     path("runs/diff", explore.run_diff, name="run-diff"),

@@ -46,6 +46,8 @@ REQUESTS = [
     ("room-join", "post", "/rooms/join", {"code": "ABCDEFGH", "name": "Ada"}),
     ("room", "get", "/rooms/ABCDEFGH/", {}),
     ("room-go", "get", "/rooms/ABCDEFGH/go", {}),
+    ("sql", "get", "/sql/", {}),
+    ("sql-run", "post", "/sql/run", {"sql": "SELECT 1"}),
     ("history", "get", "/history", {}),
     ("run", "get", "/runs/1/", {}),
     ("run-diff", "get", "/runs/diff?a=1&b=2", {}),
@@ -80,6 +82,7 @@ READS_THE_APP_DATABASE = {
         "room",
         "room-go",
     ),
+    "sql-run",
 }
 """Views that cannot answer without the app database, whoever asks."""
 

@@ -57,7 +57,8 @@ def client() -> Client:
             "sweep_y": "rows_read",
         },
     )
-    assert Run.objects.count() >= 6
+    client.post("/sql/run", {"sql": "SELECT 1 AS one"})  # the last run: a scratchpad one
+    assert Run.objects.count() >= 7
     yield client
     for box in Sandbox.objects.all():
         sandboxes.drop(box)
@@ -105,6 +106,8 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("room-host", "get", host + "?projector=1", {}),
         ("room-prepare", "post", host + "prepare", {"count": "0"}),  # refused: no thread left running
         ("room-reset", "post", host + "reset", {}),
+        ("sql", "get", "/sql/?sql=SELECT+2", {}),
+        ("sql-run", "post", "/sql/run", {"sql": "CREATE TABLE IF NOT EXISTS n (i int); SELECT * FROM n"}),
         ("history", "get", "/history", {}),
         ("run", "get", f"/runs/{runs[-1]}/", {}),
         ("run-diff", "get", f"/runs/diff?a={runs[0]}&b={runs[1]}", {}),
@@ -172,6 +175,8 @@ def test_every_url_renders_in_every_way_it_offers(client, rendering):
             "room-join",
             "snapshot",
             "room",
+            "sql",
+            "sql-run",
         )
         if rendering == "json" and offers_json and "application/json" not in kind:
             failures.append(f"{name}: asked for JSON, got {kind}")

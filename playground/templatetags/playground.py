@@ -18,6 +18,8 @@ from pygments.lexers import PostgresLexer, PythonLexer
 from recipes.figures import DEFINITIONS
 from recipes.plan import PlanSummary
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP, jsonable
+from recipes.scratchpad import SLUG as SCRATCHPAD
+from recipes.scratchpad import inline
 
 register = template.Library()
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -135,4 +137,22 @@ def share_url(slug: str, variant: str, params: dict) -> str:
 
     from django.urls import reverse
 
+    if slug == SCRATCHPAD:  # SQL typed in the scratchpad opens there again
+        return f"{reverse('sql')}?{urlencode({'sql': params.get('sql', '')})}"
     return f"{reverse('recipe', args=[slug])}?{urlencode({'variant': variant, **params})}"
+
+
+@register.simple_tag
+def edit_sql_url(statement: Any, run_id: int | None = None) -> str:
+    """The scratchpad with `statement` in the editor, its values inlined; "" for an executemany.
+
+    `run_id`, the run it came from, lets the scratchpad offer the diff of the two runs."""
+    from urllib.parse import urlencode
+
+    from django.urls import reverse
+
+    sql = inline(statement.sql, statement.parameters)
+    if sql is None or statement.parameters_omitted:
+        return ""
+    query = {"sql": sql, **({"from": run_id} if run_id else {})}
+    return f"{reverse('sql')}?{urlencode(query)}"

@@ -10,10 +10,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 import recipes
 from playground.running import limits, service, sweeps
+from playground.web import sql
 from playground.web.charts import LineChart, line_chart
 from playground.web.forms import RunForm, SweepForm
 from playground.web.recipe_page import page_context, recipe_or_404, refused_page, shown, sweep_request
 from playground.web.respond import KNOWN, Refusal, as_refusal, refusals, respond
+from recipes import scratchpad
 from recipes.base import Recipe
 from recipes.results import result_from_json
 
@@ -116,6 +118,11 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     stored = service.stored_run(request.session, run_id)
     if stored is None:
         raise Http404("no such run in this session")
+
+    if stored.recipe == scratchpad.SLUG:  # SQL from the scratchpad opens in the scratchpad
+        result = result_from_json(stored.result)
+        context = sql.reopened(request, result, stored)
+        return respond(request, "sql.html", context, data=stored.result, partial=None)
 
     def context() -> dict[str, Any]:
         recipe = recipe_or_404(stored.recipe)
