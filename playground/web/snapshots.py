@@ -18,6 +18,7 @@ from playground.models import Snapshot
 from playground.running import service
 from playground.web.recipe_page import recipe_or_404
 from playground.web.respond import refusals, respond, wants_json
+from recipes import scratchpad
 from recipes.results import result_from_json
 
 
@@ -43,7 +44,8 @@ def snapshot(request: HttpRequest, token: str) -> HttpResponse:
     frozen = Snapshot.objects.filter(token=token).first()
     if frozen is None:
         raise Http404("no snapshot has this link")
-    recipe = recipe_or_404(frozen.recipe)
+    # SQL from the scratchpad belongs to no recipe on the shelf: it froze under the scratchpad's.
+    recipe = scratchpad.recipe if frozen.recipe == scratchpad.SLUG else recipe_or_404(frozen.recipe)
     result = replace(result_from_json(frozen.result), run_id=None)  # no links into a session's history
     context = {"recipe": recipe, "result": result, "frozen": frozen}
     return respond(request, "snapshot.html", context, data=frozen.result, partial=None)
