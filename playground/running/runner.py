@@ -6,13 +6,16 @@ import json
 import time
 import tracemalloc
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from playground.running.capture import Capture, install, record
+from playground.running import deadline
+from playground.running.capture import Capture, instrument, record
+from playground.running.deadline import RunStopped, Watch
 from recipes.base import Params, Recipe, Rows
 from recipes.context import Run, Setup
 from recipes.results import Plan, RunResult, Statement, TableRows, jsonable
@@ -26,38 +29,31 @@ class SetupError(Exception):
 
 
 def run(
-    *, recipe: Recipe, variant: str, params: Mapping[str, Any], engine: Engine, max_rows: int = 50
+    *,
+    recipe: Recipe,
+    variant: str,
+    params: Mapping[str, Any],
+    engine: Engine,
+    max_rows: int = 50,
+    watch: Watch | None = None,
 ) -> RunResult:
     """Run one variant of `recipe` on `engine` (a sandbox) and measure everything it sent.
 
-    `params` are already validated; missing ones take their defaults.
+    `params` are already validated; missing ones take their defaults. `watch`, when given, bounds
+    the whole run (setup, variant, EXPLAIN): its deadline, its client, its statement count.
     """
     p = Params({**recipe.defaults(), **params})
-    func = recipe.variants[variant].func
-    setup = prepare(recipe, p, engine)
-
-    rows: Rows | None = None
-    error: str | None = None
-    with Capture() as capture:
-        context = Run(
-            engine, setup.prepared, instrument=install, recorder=record, statements=capture.statements
-        )
-        if recipe.measure_memory:
-            tracemalloc.start()
-        started = time.perf_counter()
-        try:
-            rows = func(context, p)
-            if context.error is not None:
-                error = describe_error(context.error)
-        except SQLAlchemyError as exc:
-            error = describe_error(exc)
-        finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            context.close()
-            if recipe.measure_memory:
-                context.metric("python_peak_kb", round(tracemalloc.get_traced_memory()[1] / 1024, 1))
-                tracemalloc.stop()
-        plan = explain(engine, capture) if capture.main is not None else None
+    with watch if watch is not None else nullcontext():
+        setup = prepare(recipe, p, engine)
+        with Capture() as capture:
+            context = Run(
+                engine, setup.prepared, instrument=instrument, recorder=record, statements=capture.statements
+            )
+            rows, error, elapsed_ms = _variant(recipe, recipe.variants[variant].func, context, p)
+            stopped = watch.reason if watch is not None else None
+            if stopped is not None:  # whatever the variant made of a cancelled statement
+                error = stopped
+            plan = explain(engine, capture) if capture.main is not None and stopped is None else None
 
     statements = capture.statements
     variant_statements = [s for s in statements if s.kind in ("query", "copy")]
@@ -76,8 +72,32 @@ def run(
         metrics=jsonable(context.metrics),
         setup=setup.log,
     )
-    notes = recipe.notes_hook(result) if recipe.notes_hook else []
+    notes = recipe.notes_hook(result) if recipe.notes_hook and stopped is None else []
     return replace(result, notes=notes)
+
+
+def _variant(recipe: Recipe, func: Any, context: Run, p: Params) -> tuple[Rows | None, str | None, float]:
+    """Call the variant: (rows, error, wall ms). Its own database errors are its result."""
+    rows: Rows | None = None
+    error: str | None = None
+    if recipe.measure_memory:
+        tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        rows = func(context, p)
+        if context.error is not None:
+            error = describe_error(context.error)
+    except SQLAlchemyError as exc:
+        error = describe_error(exc)
+    except RunStopped as exc:
+        error = str(exc)
+    finally:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        context.close()
+        if recipe.measure_memory:
+            context.metric("python_peak_kb", round(tracemalloc.get_traced_memory()[1] / 1024, 1))
+            tracemalloc.stop()
+    return rows, error, elapsed_ms
 
 
 def prepare(recipe: Recipe, p: Params, engine: Engine) -> Setup:
@@ -88,8 +108,10 @@ def prepare(recipe: Recipe, p: Params, engine: Engine) -> Setup:
             if recipe.setup_hook is not None:
                 recipe.setup_hook(setup, p)
             setup.analyze()  # tables a setup seeded without re-indexing them afterwards
-    except SQLAlchemyError as exc:
-        raise SetupError(f"Preparing the sandbox failed: {describe_error(exc)}") from exc
+    except (SQLAlchemyError, RunStopped) as exc:
+        watch = deadline.current()
+        why = watch.reason if watch is not None and watch.reason else describe_error(exc)
+        raise SetupError(f"Preparing the sandbox failed: {why}") from exc
     return setup
 
 
@@ -103,17 +125,24 @@ def explain(engine: Engine, capture: Capture) -> Plan | None:
     assert main is not None
     if isinstance(main.parameters, list):  # executemany: nothing single to explain
         return None
+    watch = deadline.current()
     outputs = []
     with engine.connect() as conn:  # one connection, each EXPLAIN in its own rolled-back transaction
         dbapi = conn.connection.dbapi_connection
         for prefix in (EXPLAIN_JSON, EXPLAIN_TEXT):
+            try:
+                if watch is not None:
+                    watch.check()  # sent straight through the driver: no listener refuses it
+            except RunStopped as exc:
+                return Plan(json=[], text=f"EXPLAIN was not run: {exc}")
             started = time.perf_counter()
             try:
                 with dbapi.cursor() as cursor:
                     cursor.execute(prefix + main.sql, main.parameters)
                     outputs.append(cursor.fetchall())
-            except Exception as exc:  # a timeout or a lock: show the run without its plan
-                return Plan(json=[], text=f"EXPLAIN failed: {describe_error(exc)}")
+            except Exception as exc:  # a timeout, a lock, the deadline: show the run without its plan
+                why = watch.reason if watch is not None and watch.reason else describe_error(exc)
+                return Plan(json=[], text=f"EXPLAIN failed: {why}")
             finally:
                 dbapi.rollback()
                 capture.add(_explain_statement(prefix + main.sql, main.parameters, started))

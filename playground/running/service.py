@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -11,13 +11,13 @@ from playground import sandbox
 from playground.conf import setting
 from playground.models import Run, Sandbox
 from playground.running import limits, runner
+from playground.running.deadline import Watch
 from playground.running.sweeps import SweepSpec, sweep_lines
-from recipes.base import Recipe
+from recipes.base import Cost, Recipe
 from recipes.results import RunResult
 from recipes.validation import InvalidParams
 
 SESSION_KEY = "sandbox"
-STORED_STATEMENTS = 300
 
 
 def sandbox_for(session) -> Sandbox:
@@ -42,21 +42,33 @@ def run_recipe(
     *,
     sweep: uuid.UUID | None = None,
     keep: bool = True,
+    client_gone: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run in this session's sandbox and keep the run in the session's history (unless `keep`
-    is False: a warm-up)."""
+    is False: a warm-up).
+
+    The run is bounded: a deadline, a statement count, and `client_gone` (a check that the
+    request's client left, see `deadline.client_of`); a heavy one waits its turn among the few.
+    """
     box = sandbox_for(session)
     sandbox.check_quota(box)
-    with sandbox.run_slot():
+    watch = Watch(
+        setting("RUN_DEADLINE_SECONDS"),
+        client_gone=client_gone,
+        max_statements=setting("MAX_STATEMENTS_PER_RUN"),
+    )
+    with sandbox.run_slot(heavy=is_heavy(recipe.cost_of(variant, params))):
         result = runner.run(
             recipe=recipe,
             variant=variant,
             params=params,
             engine=sandbox.engine_for(box),
             max_rows=setting("MAX_ROWS_SHOWN"),
+            watch=watch,
         )
     if not result.ok:
         result = replace(result, error=limits.explain_error(result.error))
+    result = result.trimmed(setting("STATEMENTS_SHOWN"), setting("RESULT_MAX_KB") * 1024)
     if not keep:
         return result
     Run.objects.create(
@@ -69,27 +81,26 @@ def run_recipe(
         elapsed_ms=result.elapsed_ms,
         db_ms=result.db_ms,
         rows_read=result.figures.rows_read,
-        result=_for_storage(result),
+        result=result.trimmed(setting("STORED_STATEMENTS"), setting("STORED_RESULT_MAX_KB") * 1024).to_json(),
         sweep=sweep,
     )
     return result
 
 
-def _for_storage(result: RunResult) -> dict[str, Any]:
-    """The result as JSON, with a long statement list cut (a lazy load can send thousands)."""
-    data = dict(result.to_json())  # a copy: the view sends the original
-    statements = data["statements"]
-    if len(statements) > STORED_STATEMENTS:
-        data["statements"] = statements[:STORED_STATEMENTS]
-        data["notes"] = [
-            *data["notes"],
-            f"Only the first {STORED_STATEMENTS} of {len(statements)} statements were kept.",
-        ]
-    return data
+def is_heavy(cost: Cost) -> bool:
+    """Whether a run of this declared cost is one of the heavy ones, which take turns."""
+    return cost.statements > setting("HEAVY_RUN_STATEMENTS") or cost.rows > setting("HEAVY_RUN_ROWS")
 
 
 def sweep_step(
-    session, recipe: Recipe, params: Mapping[str, Any], spec: SweepSpec, sweep: uuid.UUID, step: int
+    session,
+    recipe: Recipe,
+    params: Mapping[str, Any],
+    spec: SweepSpec,
+    sweep: uuid.UUID,
+    step: int,
+    *,
+    client_gone: Callable[[], bool] | None = None,
 ) -> list[str]:
     """Run every line at the sweep's `step`-th value; return messages for points refused."""
     x = spec.values[step]
@@ -103,7 +114,9 @@ def sweep_step(
             problems = " ".join(m for messages in exc.errors.values() for m in messages)
             refused.append(f"{line_recipe.title} · {variant} at {label} = {x:,}: {problems}")
             continue
-        run_recipe(session, line_recipe, chosen.variant, dict(chosen.params), sweep=sweep)
+        run_recipe(
+            session, line_recipe, chosen.variant, dict(chosen.params), sweep=sweep, client_gone=client_gone
+        )
     return refused
 
 
@@ -135,14 +148,16 @@ def stored_run(session, run_id: int) -> Run | None:
     return Run.objects.filter(sandbox__role=role, pk=run_id).first()
 
 
-def compare(session, recipe: Recipe, params: Mapping[str, Any]) -> list[RunResult]:
+def compare(
+    session, recipe: Recipe, params: Mapping[str, Any], *, client_gone: Callable[[], bool] | None = None
+) -> list[RunResult]:
     """Every variant of `recipe` with the same parameters, naive first.
 
     One unrecorded run goes first: otherwise the first variant alone would pay for what is cold
     (the seed, a new engine's compiled-statement cache, the pool's first connections).
     """
-    run_recipe(session, recipe, recipe.default_variant, params, keep=False)
-    return [run_recipe(session, recipe, slug, params) for slug in recipe.variants]
+    run_recipe(session, recipe, recipe.default_variant, params, keep=False, client_gone=client_gone)
+    return [run_recipe(session, recipe, slug, params, client_gone=client_gone) for slug in recipe.variants]
 
 
 def reset_sandbox(session) -> bool:

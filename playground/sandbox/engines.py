@@ -44,31 +44,57 @@ def connection_budget(processes: int, threads: int = 1) -> int:
 
 # --- run slots ------------------------------------------------------------------------------
 _slots_lock = threading.Lock()
-_slots: tuple[int, threading.BoundedSemaphore] | None = None
+_slots: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+
+
+def _semaphore(kind: str, size: int) -> threading.BoundedSemaphore:
+    """The process's semaphore of `kind`, made anew when its configured size changed."""
+    with _slots_lock:
+        current = _slots.get(kind)
+        if current is None or current[0] != size:
+            current = _slots[kind] = (size, threading.BoundedSemaphore(size))
+        return current[1]
+
+
+def heavy_slots() -> int:
+    """Heavy runs one process runs at once: at least one, and always one slot fewer than
+    RUNS_PER_PROCESS (when there are two or more), so a light run always finds a slot."""
+    runs = setting("RUNS_PER_PROCESS")
+    return max(1, min(setting("HEAVY_RUNS_PER_PROCESS"), runs - 1))
 
 
 @contextmanager
-def run_slot() -> Iterator[None]:
+def run_slot(*, heavy: bool = False) -> Iterator[None]:
     """One of the process's RUNS_PER_PROCESS run slots, waited for up to RUN_SLOT_WAIT_SECONDS.
 
     A run may open up to its role's CONNECTION_LIMIT connections; capping the runs in progress
     per process is what keeps `connection_budget` true whatever the number of threads.
+
+    A `heavy` run (its declared cost is above the thresholds) first takes one of `heavy_slots()`,
+    waiting only HEAVY_SLOT_WAIT_SECONDS: heavy runs take turns, and the slots they leave over are
+    everyone else's. Waiting longer would hold a web thread that light runs need.
     """
-    global _slots
-    size = setting("RUNS_PER_PROCESS")
-    with _slots_lock:
-        if _slots is None or _slots[0] != size:
-            _slots = (size, threading.BoundedSemaphore(size))
-        slots = _slots[1]
-    if not slots.acquire(timeout=setting("RUN_SLOT_WAIT_SECONDS")):
+    turn = _semaphore("heavy", heavy_slots()) if heavy else None
+    if turn is not None and not turn.acquire(timeout=setting("HEAVY_SLOT_WAIT_SECONDS")):
         raise SandboxBusyError(
-            "The playground is busy: every run slot of this server has been taken for "
-            f"{setting('RUN_SLOT_WAIT_SECONDS')} s. Nothing ran; try again in a few seconds."
+            "Another heavy run (many statements, or many rows held in memory) is in progress on "
+            "this server: heavy runs take turns so that everyone else's stay quick. Nothing ran; "
+            "try again in a few seconds, or with smaller sizes."
         )
     try:
-        yield
+        slots = _semaphore("runs", setting("RUNS_PER_PROCESS"))
+        if not slots.acquire(timeout=setting("RUN_SLOT_WAIT_SECONDS")):
+            raise SandboxBusyError(
+                "The playground is busy: every run slot of this server has been taken for "
+                f"{setting('RUN_SLOT_WAIT_SECONDS')} s. Nothing ran; try again in a few seconds."
+            )
+        try:
+            yield
+        finally:
+            slots.release()
     finally:
-        slots.release()
+        if turn is not None:
+            turn.release()
 
 
 # --- engines --------------------------------------------------------------------------------
@@ -117,7 +143,7 @@ def engine_for(sandbox: Sandbox) -> Engine:
         connect_args={"prepare_threshold": None},
     )
     event.listen(engine, "reset", discard_session_state)
-    capture.install(engine)
+    capture.instrument(engine)
     evicted = []
     with _lock:
         current = _engines.get(sandbox.role)

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 import recipes
 from playground.running import limits, service, sweeps
+from playground.running.deadline import client_of
 from playground.web.charts import line_chart
 from playground.web.forms import RunForm, SweepForm
 from playground.web.recipe_page import page_context, recipe_or_404, refused_page, shown, sweep_request
@@ -26,9 +27,11 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     steps = sweeps.steps_asked(request.POST, spec, one_at_a_time=bool(request.htmx))
     sweep_id = sweeps.sweep_id(request.POST.get("sweep_id"))
     limits.spend_runs(request.session, sweeps.runs_of(recipe, spec, len(steps)))
-    session = request.session
+    session, gone = request.session, client_of(request.META)
     refused = [
-        m for s in steps for m in service.sweep_step(session, recipe, chosen.params, spec, sweep_id, s)
+        m
+        for s in steps
+        for m in service.sweep_step(session, recipe, chosen.params, spec, sweep_id, s, client_gone=gone)
     ]
     points = service.sweep_points(session, sweep_id, spec)
     chart = line_chart(points, x_label=spec.param, y_label=sweeps.Y_AXES[spec.y])

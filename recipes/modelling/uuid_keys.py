@@ -24,7 +24,7 @@ from sqlalchemy import BigInteger, Identity, String, cast, func, insert, select,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recipes import params
-from recipes.base import Param, Recipe, Rows
+from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import Base
 from recipes.notes import plan_of
 
@@ -106,6 +106,11 @@ recipe = Recipe(
         ("RFC 9562: UUID version 7", "https://www.rfc-editor.org/rfc/rfc9562#name-uuid-version-7"),
     ),
 )
+
+
+@recipe.cost
+def cost(variant, p):
+    return Cost(statements=2, rows=p.rows if p.generated == "python" else 0)
 
 
 @recipe.guard

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import exists, func, select
 
 from recipes import params
-from recipes.base import Param, Recipe, Rows
+from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import USERS, User
 from recipes.notes import plan_of
 
@@ -51,6 +51,12 @@ recipe = Recipe(
 
 
 MAX_OBJECTS = 100_000
+
+
+@recipe.cost
+def cost(variant, p):
+    matches = p.rows * p.match // 100
+    return Cost(statements=1, rows=matches if variant == "len-all" else 1)
 
 
 @recipe.guard
