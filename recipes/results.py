@@ -120,15 +120,20 @@ class RunResult:
         return built
 
     def trimmed(self, max_statements: int, max_bytes: int) -> RunResult:
-        """This result with at most `max_statements` statements in about `max_bytes` of JSON.
+        """This result with at most `max_statements` statements in about `max_bytes` of JSON (more
+        only when the main statement and its two EXPLAINs, always kept whole, take more).
 
-        The first statements are kept, in order, and always the main one and the EXPLAINs; the
-        rest are counted (`queries_omitted`, `fetched_omitted`) and a note says so. Figures, notes,
-        rows and plan stay whole. Returns the result itself when it is small enough already.
+        The first statements are kept, in order, and always the main one (the last marked: the
+        one EXPLAINed) and the EXPLAINs; the rest are counted (`queries_omitted`,
+        `fetched_omitted`) and a note says so. Figures, notes, rows and plan stay whole. Returns
+        the result itself when it is small enough already.
         """
         if len(self.statements) <= max_statements and _size(self.to_json()) <= max_bytes:
             return self
-        always = [s.main or s.kind == "explain" for s in self.statements]
+        mains = [i for i, s in enumerate(self.statements) if s.main]
+        always = [
+            s.kind == "explain" or (i == mains[-1] if mains else False) for i, s in enumerate(self.statements)
+        ]
         room = max_bytes - _size({**self.to_json(), "statements": []})
         room -= sum(_size(jsonable(s)) for s, kept in zip(self.statements, always, strict=True) if kept)
         head = max(0, max_statements - sum(always))

@@ -314,6 +314,24 @@ def test_a_long_run_lists_its_first_statements_and_counts_the_rest(settings, ses
     assert stored["figures"]["rows_fetched"] == 700
 
 
+def test_a_stored_run_keeps_to_its_byte_budget_when_statements_are_big(settings, session):
+    """selectinload marks every IN-list load as main (they inherit the option): each is kept whole
+    by the capture, 500 keys and all. Only the last one is the statement EXPLAINed."""
+    knobs(settings, STORED_RESULT_MAX_KB=100)
+    params = {"authors": 2000, "books_per_author": 1}
+    result = service.run_recipe(session, recipes.get("eager-loading"), "selectinload", params)
+    assert result.ok, result.error
+    assert sum(1 for s in result.statements if s.main) > 2
+    stored = Run.objects.get(sandbox__role=role_of(session)).result
+    assert len(json.dumps(stored)) <= 100 * 1024 < len(json.dumps(result.to_json()))
+    kinds = [s["kind"] for s in stored["statements"]]
+    assert kinds.count("explain") == 2
+    explained = stored["statements"][kinds.index("explain")]["sql"]
+    last_main = [s for s in result.statements if s.main][-1]
+    assert explained.endswith(last_main.sql) and any(s["sql"] == last_main.sql for s in stored["statements"])
+    assert stored["queries_omitted"] > 0 and stored["figures"]["rows_fetched"] == result.figures.rows_fetched
+
+
 def test_the_page_says_how_many_statements_it_does_not_list(settings, transactional_db):
     knobs(settings, STATEMENTS_SHOWN=100)
     client = Client()
