@@ -32,6 +32,8 @@ HEAVY = [
 """The heaviest runs the guards let through, each seconds long and 150 MB or so of Python."""
 ALONE = ("bulk-insert", "add-loop", {"rows": 50_000, "batch_size": 25})
 """One heavy run alone: the most statements an add-loop may send (the old 200,000-row one: 20,007)."""
+HEAVY_PEOPLE = 3
+"""People of the crowd who run HEAVY back to back (the others run LIGHT, with think time)."""
 RSS_BOUND_MB = 512
 """What a worker may reach: idle size, one heavy run (at most one per process) and light ones."""
 
@@ -49,7 +51,7 @@ class Tally:
 
 
 def measure(site: Gunicorn, users: int, seconds: float) -> list[Figure]:
-    """`users` people (3 of them heavy) for `seconds`, after the same light mix on an idle site."""
+    """`users` people (HEAVY_PEOPLE of them heavy) for `seconds`, after the light mix on an idle site."""
     alone = one_heavy_run(site)
     people = [site.browser() for _ in range(users)]
     warm(people)
@@ -62,7 +64,7 @@ def measure(site: Gunicorn, users: int, seconds: float) -> list[Figure]:
     return [
         alone,
         Figure(
-            name=f"crowd: light runs' p95, {users} people, 3 of them heavy",
+            name=f"crowd: light runs' p95, {users} people, {HEAVY_PEOPLE} of them heavy",
             playground=f"p95 {p95:.1f} ms (p50 {quantile(tally.light, 0.5):.1f})",
             reference=f"p95 {base:.1f} ms (p50 {quantile(unloaded, 0.5):.1f})",
             result=f"ratio {p95 / base:.2f}",
@@ -142,7 +144,7 @@ def crowd(site: Gunicorn, people: list, seconds: float) -> tuple[Tally, dict[str
     stop_at = time.monotonic() + seconds
     rss: dict[str, Any] = {"samples": [], "first": 0, "pids": set(), "replaced": 0}
     threads = [
-        threading.Thread(target=heavy_person if i < 3 else light_person, args=(p, stop_at, tally, i))
+        threading.Thread(target=heavy_person if i < HEAVY_PEOPLE else light_person, args=(p, stop_at, tally, i))
         for i, p in enumerate(people)
     ]
     sampler = threading.Thread(target=sample_workers, args=(site, stop_at, rss))
