@@ -143,9 +143,10 @@ def crowd(site: Gunicorn, people: list, seconds: float) -> tuple[Tally, dict[str
     tally = Tally()
     stop_at = time.monotonic() + seconds
     rss: dict[str, Any] = {"samples": [], "first": 0, "pids": set(), "replaced": 0}
+    kinds = [heavy_person if i < HEAVY_PEOPLE else light_person for i in range(len(people))]
     threads = [
-        threading.Thread(target=heavy_person if i < HEAVY_PEOPLE else light_person, args=(p, stop_at, tally, i))
-        for i, p in enumerate(people)
+        threading.Thread(target=kind, args=(p, stop_at, tally, i))
+        for i, (kind, p) in enumerate(zip(kinds, people, strict=True))
     ]
     sampler = threading.Thread(target=sample_workers, args=(site, stop_at, rss))
     sampler.start()
