@@ -213,11 +213,13 @@ PLAYGROUND = {
     "RUNS_PER_PROCESS": int(os.environ.get("PLAYGROUND_RUNS_PER_PROCESS", "3")),
     "RUN_SLOT_WAIT_SECONDS": 20,
     # Heavy runs (a recipe's declared cost above either figure: statements sent, rows held in
-    # Python) take one of HEAVY_RUNS_PER_PROCESS slots as well, so the other run slots stay free
-    # for everyone else; a heavy run waits this long for one, then gets a "busy" message.
+    # Python) take turns: HEAVY_RUNS_PER_PROCESS at once in a web process, so its other run slots
+    # stay free for everyone else, and HEAVY_RUNS_AT_ONCE on the whole sandbox server (every
+    # process and instance); a heavy run waits this long for its turn, then gets a "busy" message.
     "HEAVY_RUN_STATEMENTS": 1_000,
     "HEAVY_RUN_ROWS": 20_000,
     "HEAVY_RUNS_PER_PROCESS": int(os.environ.get("PLAYGROUND_HEAVY_RUNS_PER_PROCESS", "1")),
+    "HEAVY_RUNS_AT_ONCE": int(os.environ.get("PLAYGROUND_HEAVY_RUNS_AT_ONCE", "1")),
     "HEAVY_SLOT_WAIT_SECONDS": 1,
     # Wall-clock deadline of one run (setup, variant, EXPLAIN): then its statements are cancelled
     # on the server and it ends with a message. Below GUNICORN_TIMEOUT and the proxy's timeout.

@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from django.conf import settings as django_settings
 from django.db import connections
@@ -26,8 +27,10 @@ from playground.models import Run, Sandbox
 from playground.running import service
 from playground.running.deadline import CLIENT_GONE, Watch, socket_closed
 from playground.running.service import SESSION_KEY
+from playground.sandbox import engines
 from recipes.validation import InvalidParams
 from tests import test_deploy as deploy
+from tests.conftest import connect_kwargs
 from tests.probes import activity, probe, recipe_of, sandboxed_session, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -218,7 +221,13 @@ LIGHT = ("offset-pagination", "offset", {"rows": 1_000})
 
 
 def test_heavy_runs_take_turns_while_light_runs_stay_quick(settings, sessions):
-    knobs(settings, RUNS_PER_PROCESS=3, HEAVY_RUNS_PER_PROCESS=1, HEAVY_SLOT_WAIT_SECONDS=60)
+    knobs(
+        settings,
+        RUNS_PER_PROCESS=3,
+        HEAVY_RUNS_PER_PROCESS=1,
+        HEAVY_RUNS_AT_ONCE=1,
+        HEAVY_SLOT_WAIT_SECONDS=60,
+    )
     *heavy_sessions, light_session = sessions
     slug, variant, params = LIGHT
     service.run_recipe(light_session, recipes.get(slug), variant, params)  # seeded before the crowd
@@ -280,6 +289,69 @@ def test_a_heavy_run_that_cannot_get_its_turn_is_a_clear_503(settings, transacti
     finally:
         for box in Sandbox.objects.all():
             sandboxes.drop(box)
+
+
+def test_heavy_runs_of_other_processes_count_too(settings, transactional_db):
+    """Another instance's heavy run holds the sandbox server's only heavy turn: this process's
+    heavy run is refused, its light runs are not."""
+    knobs(settings, HEAVY_RUNS_AT_ONCE=1, HEAVY_SLOT_WAIT_SECONDS=0.3)
+    client = Client(enforce_csrf_checks=True)
+    client.get("/api/recipes")
+
+    def post(params):
+        return client.post(
+            "/api/recipes/bulk-insert/run",
+            data=json.dumps({"variant": "copy", "params": params}),
+            content_type="application/json",
+            headers={"X-CSRFToken": client.cookies["csrftoken"].value},
+        )
+
+    url = sandboxes.admin_url()
+    other = psycopg.connect(**connect_kwargs(url), autocommit=True)
+    try:
+        other.execute("SELECT pg_advisory_lock(%s, 0)", [engines.HEAVY_LOCK])
+        started = time.monotonic()
+        busy = post({"rows": 100_000})
+        assert busy.status_code == 503 and busy.json()["error"].startswith("Another heavy run")
+        assert time.monotonic() - started < 2
+        assert post({"rows": 1_000}).status_code == 200
+        other.execute("SELECT pg_advisory_unlock(%s, 0)", [engines.HEAVY_LOCK])
+        assert post({"rows": 100_000}).status_code == 200
+    finally:
+        other.close()
+        for box in Sandbox.objects.all():
+            sandboxes.drop(box)
+
+
+def test_a_server_wide_turn_bounds_heavy_runs_even_with_room_in_the_process(settings, sessions):
+    knobs(
+        settings,
+        RUNS_PER_PROCESS=3,
+        HEAVY_RUNS_PER_PROCESS=2,
+        HEAVY_RUNS_AT_ONCE=1,
+        HEAVY_SLOT_WAIT_SECONDS=30,
+    )
+    pair = sessions[:2]
+    for s in pair:
+        service.run_recipe(s, recipes.get(HEAVY[0]), HEAVY[1], {"rows": 100})
+    roles = [role_of(s) for s in pair]
+    done = []
+
+    def heavy(s):
+        try:
+            done.append(service.run_recipe(s, recipes.get(HEAVY[0]), HEAVY[1], HEAVY[2]))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=heavy, args=(s,)) for s in pair]
+    for t in threads:
+        t.start()
+    at_once = 0
+    while any(t.is_alive() for t in threads):
+        at_once = max(at_once, sum(1 for r in roles if activity(r, "INSERT INTO bulk_items%")))
+        time.sleep(0.02)
+    assert len(done) == 2 and all(r.ok for r in done)
+    assert at_once == 1
 
 
 # --- what a result keeps --------------------------------------------------------------------

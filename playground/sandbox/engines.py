@@ -4,11 +4,12 @@ bound how many connections a process can hold."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
-from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 
 from playground.conf import setting
 from playground.models import Sandbox
@@ -70,18 +71,11 @@ def run_slot(*, heavy: bool = False) -> Iterator[None]:
     A run may open up to its role's CONNECTION_LIMIT connections; capping the runs in progress
     per process is what keeps `connection_budget` true whatever the number of threads.
 
-    A `heavy` run (its declared cost is above the thresholds) first takes one of `heavy_slots()`,
-    waiting only HEAVY_SLOT_WAIT_SECONDS: heavy runs take turns, and the slots they leave over are
-    everyone else's. Waiting longer would hold a web thread that light runs need.
+    A `heavy` run (its declared cost is above the thresholds) first takes its turn: one of
+    `heavy_slots()` in this process, so the other run slots stay free for light runs, and one of
+    HEAVY_RUNS_AT_ONCE on the whole sandbox server (see `heavy_turn`).
     """
-    turn = _semaphore("heavy", heavy_slots()) if heavy else None
-    if turn is not None and not turn.acquire(timeout=setting("HEAVY_SLOT_WAIT_SECONDS")):
-        raise SandboxBusyError(
-            "Another heavy run (many statements, or many rows held in memory) is in progress on "
-            "this server: heavy runs take turns so that everyone else's stay quick. Nothing ran; "
-            "try again in a few seconds, or with smaller sizes."
-        )
-    try:
+    with heavy_turn() if heavy else nullcontext():
         slots = _semaphore("runs", setting("RUNS_PER_PROCESS"))
         if not slots.acquire(timeout=setting("RUN_SLOT_WAIT_SECONDS")):
             raise SandboxBusyError(
@@ -92,9 +86,56 @@ def run_slot(*, heavy: bool = False) -> Iterator[None]:
             yield
         finally:
             slots.release()
+
+
+HEAVY_LOCK = 0x68_65_61_76
+"""First key of the advisory locks that count heavy runs on the sandbox server (the second is the
+slot number, 0 to HEAVY_RUNS_AT_ONCE - 1)."""
+
+
+@contextmanager
+def heavy_turn() -> Iterator[None]:
+    """A heavy run's turn, waited for up to HEAVY_SLOT_WAIT_SECONDS, else `SandboxBusyError`.
+
+    Two bounds: HEAVY_RUNS_PER_PROCESS in this process (a semaphore), and HEAVY_RUNS_AT_ONCE over
+    every process and instance sharing the sandbox server: a session advisory lock per slot, held
+    on an admin connection for the length of the run. Heavy runs spend whole cores, in Python and
+    in Postgres; bounding them where the cores are is what keeps light runs quick. The wait is
+    short on purpose: a waiting run holds a web thread that light runs need.
+    """
+    wait_until = time.monotonic() + setting("HEAVY_SLOT_WAIT_SECONDS")
+    local = _semaphore("heavy", heavy_slots())
+    if not local.acquire(timeout=setting("HEAVY_SLOT_WAIT_SECONDS")):
+        raise SandboxBusyError(HEAVY_BUSY)
+    try:
+        with admin_engine().connect() as conn:
+            slot = _server_slot(conn, wait_until)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k, :s)"), {"k": HEAVY_LOCK, "s": slot})
     finally:
-        if turn is not None:
-            turn.release()
+        local.release()
+
+
+def _server_slot(conn: Connection, wait_until: float) -> int:
+    """Take one of the server's heavy-run locks, polling until `wait_until`; its slot number."""
+    slots = list(range(setting("HEAVY_RUNS_AT_ONCE")))
+    while True:
+        for slot in slots:
+            taken = conn.execute(text("SELECT pg_try_advisory_lock(:k, :s)"), {"k": HEAVY_LOCK, "s": slot})
+            if taken.scalar_one():
+                return slot
+        if time.monotonic() >= wait_until:
+            raise SandboxBusyError(HEAVY_BUSY)
+        time.sleep(0.05)
+
+
+HEAVY_BUSY = (
+    "Another heavy run (many statements, or many rows held in memory) is in progress on this "
+    "server: heavy runs take turns so that everyone else's stay quick. Nothing ran; try again in "
+    "a few seconds, or with smaller sizes."
+)
 
 
 # --- engines --------------------------------------------------------------------------------
