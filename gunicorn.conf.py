@@ -11,7 +11,7 @@
 | GUNICORN_PRELOAD | 1 | import the app once in the master, then fork the workers |
 | GUNICORN_MAX_REQUESTS | 1000 | requests after which a worker is replaced (0: never) |
 | GUNICORN_MAX_REQUESTS_JITTER | 100 | up to this many more, at random, so workers are not replaced together |
-| GUNICORN_MAX_WORKER_MB | 300 | a worker whose memory is above this after a request is replaced (0: never) |
+| GUNICORN_MAX_WORKER_MB | 200 | a worker whose memory is above this after a request is replaced (0: never) |
 | GUNICORN_SWITCH_INTERVAL_MS | 1 | how long a thread holds the interpreter while another one waits for it |
 
 Every thread may run a recipe, and a run may hold up to PLAYGROUND_CONNECTION_LIMIT sandbox
@@ -55,7 +55,7 @@ keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1").strip().lower() in {"1", "true", "yes", "on"}
 max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
 max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
-max_worker_mb = _env_int("GUNICORN_MAX_WORKER_MB", 300)
+max_worker_mb = _env_int("GUNICORN_MAX_WORKER_MB", 200)
 switch_interval_ms = float(os.environ.get("GUNICORN_SWITCH_INTERVAL_MS", "1"))
 
 accesslog = "-"

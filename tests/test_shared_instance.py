@@ -514,5 +514,5 @@ def test_gunicorn_replaces_workers_after_a_bounded_number_of_requests():
     exec(compile(conf.read_text(), str(conf), "exec"), values)  # noqa: S102
     assert 0 < values["max_requests"] <= 5_000
     assert 0 < values["max_requests_jitter"] < values["max_requests"]
-    assert values["max_worker_mb"] >= 256
+    assert values["max_worker_mb"] >= 150  # above an idle worker after 1,000 runs (about 90 MB)
     assert values["timeout"] > django_settings.PLAYGROUND["RUN_DEADLINE_SECONDS"] * 2
