@@ -65,7 +65,9 @@ class Watch:
         """Statements the run has sent through SQLAlchemy so far (its setup's included)."""
         self._ends = float("inf")
         self._connections: set[Any] = set()
-        self._lock = threading.Lock()
+        # Reentrant: a connection garbage-collected (and so checked in) in the watch thread while it
+        # cancels must not wait for itself.
+        self._lock = threading.RLock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._token: Token | None = None
