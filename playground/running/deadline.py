@@ -46,8 +46,8 @@ class RunStopped(Exception):
 
 
 class Watch:
-    """Stops the run it is active around at `seconds`, when `client_gone()` turns true, or at
-    its `max_statements`-th statement: `with Watch(20, client_gone=...) as watch: ...`."""
+    """Stops the run it is active around after `seconds`, when `client_gone()` turns true, or
+    when it goes to send more than `max_statements`: `with Watch(20, client_gone=...): ...`."""
 
     def __init__(
         self,
@@ -86,10 +86,6 @@ class Watch:
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
-
-    @property
-    def elapsed(self) -> float:
-        return self.seconds - max(0.0, self._ends - time.monotonic())
 
     def check(self) -> None:
         """Raise `RunStopped` if the run must not go on (the deadline may pass between two polls)."""
