@@ -19,6 +19,7 @@ def measure(repeat: int) -> list[Figure]:
     from playground.conf import setting
     from playground.running import runner
     from playground.running.deadline import Watch
+    from playground.running.engine import discard_session_state
     from playground.sandbox import engines
     from recipes.base import Params
     from recipes.context import Run
@@ -32,7 +33,7 @@ def measure(repeat: int) -> list[Figure]:
         pool_pre_ping=True,
         connect_args={"prepare_threshold": None},
     )
-    event.listen(bare, "reset", engines.discard_session_state)
+    event.listen(bare, "reset", discard_session_state)
     cases = [
         ("eager-loading", "lazy", {"authors": 50}, "lazy N+1, 50 authors (51 queries)"),
         ("offset-pagination", "offset", {"size": 20}, "20-row page + count (2 queries)"),

@@ -1,6 +1,6 @@
 """A crowd on gunicorn.conf.py's defaults (2 workers x 2 threads): N people for a while, a few of
 them running the heaviest runs the guards allow back to back, the rest light runs with think time
-/ the same light runs by one person on an idle site. Also one heavy run alone: its time,
+/ the same people's light runs one at a time on an idle site. Also one heavy run alone: its time,
 statements, response size and the worker's memory."""
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ HEAVY = [
 """The heaviest runs the guards let through, each seconds long and 150 MB or so of Python."""
 ALONE = ("bulk-insert", "add-loop", {"rows": 50_000, "batch_size": 25})
 """One heavy run alone: the most statements an add-loop may send (the old 200,000-row one: 20,007)."""
+THINK_SECONDS = 5.0
+"""A light person's mean pause between two runs (reading the result), uniform in ±50 %."""
 HEAVY_PEOPLE = 3
 """People of the crowd who run HEAVY back to back (the others run LIGHT, with think time)."""
 RSS_BOUND_MB = 512
@@ -55,7 +57,7 @@ def measure(site: Gunicorn, users: int, seconds: float) -> list[Figure]:
     alone = one_heavy_run(site)
     people = [site.browser() for _ in range(users)]
     warm(people)
-    unloaded = [post(people[0], *LIGHT[i % len(LIGHT)])[0] for i in range(12 * len(LIGHT))]
+    unloaded = alone_one_at_a_time(people[HEAVY_PEOPLE:])
     tally, rss = crowd(site, people, seconds)
     p95, base = quantile(tally.light, 0.95), quantile(unloaded, 0.95)
     unexpected = sum(tally.errors.values())
@@ -129,6 +131,16 @@ def one_heavy_run(site: Gunicorn) -> Figure:
     )
 
 
+def alone_one_at_a_time(people: list) -> list[float]:
+    """The crowd's light runs, one at a time: every person in turn, as many runs as they will make.
+
+    Each run is a different session from the one before, as in the crowd, so both pay the same
+    for what a process keeps per session (its engine and pooled connection, a few per process).
+    """
+    runs = max(60, 2 * len(people))
+    return [post(people[i % len(people)], *LIGHT[(i // len(people)) % len(LIGHT)])[0] for i in range(runs)]
+
+
 def warm(people: list) -> None:
     """Every light run once per person: their sandboxes exist and their small tables are seeded."""
     threads = [threading.Thread(target=lambda p=p: [post(p, *run) for run in LIGHT]) for p in people]
@@ -161,7 +173,7 @@ def crowd(site: Gunicorn, people: list, seconds: float) -> tuple[Tally, dict[str
 
 def light_person(person, stop_at: float, tally: Tally, seed: int) -> None:
     rng = random.Random(seed)
-    time.sleep(rng.uniform(0, 2))
+    time.sleep(rng.uniform(0, THINK_SECONDS))
     while time.monotonic() < stop_at:
         run = rng.choice(LIGHT)
         elapsed, status, body = post(person, *run)
@@ -170,7 +182,7 @@ def light_person(person, stop_at: float, tally: Tally, seed: int) -> None:
                 tally.light.append(elapsed)
             else:
                 tally.errors[f"light {run[0]}: {describe(status, body)}"] += 1
-        time.sleep(rng.uniform(0.75, 2.25))
+        time.sleep(rng.uniform(0.5 * THINK_SECONDS, 1.5 * THINK_SECONDS))
 
 
 def heavy_person(person, stop_at: float, tally: Tally, seed: int) -> None:

@@ -220,7 +220,7 @@ PLAYGROUND = {
     "HEAVY_RUN_ROWS": 20_000,
     "HEAVY_RUNS_PER_PROCESS": int(os.environ.get("PLAYGROUND_HEAVY_RUNS_PER_PROCESS", "1")),
     "HEAVY_RUNS_AT_ONCE": int(os.environ.get("PLAYGROUND_HEAVY_RUNS_AT_ONCE", "1")),
-    "HEAVY_SLOT_WAIT_SECONDS": 1,
+    "HEAVY_SLOT_WAIT_SECONDS": 0,
     # Wall-clock deadline of one run (setup, variant, EXPLAIN): then its statements are cancelled
     # on the server and it ends with a message. Below GUNICORN_TIMEOUT and the proxy's timeout.
     "RUN_DEADLINE_SECONDS": float(os.environ.get("PLAYGROUND_RUN_DEADLINE_SECONDS", "20")),

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import recipes
 from playground import sandbox as sandboxes
 from playground.models import Run, Sandbox
-from playground.running import service
+from playground.running import apart, service
 from playground.running.deadline import CLIENT_GONE, Watch, socket_closed
 from playground.running.service import SESSION_KEY
 from playground.sandbox import engines
@@ -262,6 +262,46 @@ def test_heavy_runs_take_turns_while_light_runs_stay_quick(settings, sessions):
     assert still_in_flight >= 2, "the heavy runs ended before the light ones were measured"
     assert at_once <= 1
     assert len(heavy_results) == 3 and all(r.ok for r in heavy_results)
+
+
+def heavy_backends(role: str) -> list[str]:
+    """application_name of the role's backends sending the heavy run's INSERTs."""
+    with sandboxes.admin_engine().connect() as conn:
+        found = conn.execute(
+            text(
+                "SELECT application_name FROM pg_stat_activity WHERE usename = :r "
+                "AND query LIKE 'INSERT INTO bulk_items%'"
+            ),
+            {"r": role},
+        )
+        return [name for (name,) in found]
+
+
+def test_a_heavy_run_runs_in_a_process_of_its_own_with_the_same_limits(settings, session):
+    service.run_recipe(session, recipes.get(HEAVY[0]), HEAVY[1], {"rows": 100})
+    seen: list[str] = []
+    done = []
+    def heavy():
+        try:
+            done.append(service.run_recipe(session, recipes.get(HEAVY[0]), HEAVY[1], HEAVY[2]))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=heavy)
+    thread.start()
+    while thread.is_alive():
+        seen += heavy_backends(role_of(session))
+        time.sleep(0.02)
+    assert done[0].ok, done[0].error
+    assert done[0].metrics["rows_in_table"] == HEAVY[2]["rows"] and done[0].plan is not None
+    assert set(seen) == {apart.APPLICATION_NAME}
+
+    knobs(settings, RUN_DEADLINE_SECONDS=1)
+    started = time.monotonic()
+    stopped = service.run_recipe(session, recipes.get(HEAVY[0]), HEAVY[1], {"rows": 50_000, "batch_size": 25})
+    assert time.monotonic() - started < 4
+    assert stopped.error.startswith("The run was stopped at its deadline")
+    assert not heavy_backends(role_of(session))
 
 
 def test_a_heavy_run_that_cannot_get_its_turn_is_a_clear_503(settings, transactional_db):

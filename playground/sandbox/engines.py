@@ -9,11 +9,11 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-from sqlalchemy import URL, Connection, Engine, create_engine, event, text
+from sqlalchemy import URL, Connection, Engine, create_engine, text
 
 from playground.conf import setting
 from playground.models import Sandbox
-from playground.running import capture
+from playground.running.engine import sandbox_engine
 from playground.sandbox.database import admin_url, ensure_database, lock_down, role_password
 from playground.sandbox.errors import SandboxBusyError
 
@@ -173,18 +173,7 @@ def engine_for(sandbox: Sandbox) -> Engine:
             return engine
     admin = admin_engine().url
     url = admin.set(username=sandbox.role, password=role_password(sandbox.role))
-    engine = create_engine(
-        url,
-        pool_size=setting("SANDBOX_POOL_SIZE"),
-        max_overflow=SANDBOX_MAX_OVERFLOW,
-        pool_timeout=5,
-        pool_pre_ping=True,
-        # Server-side prepared statements would let Postgres switch to a generic plan after a few
-        # runs, silently changing the plans people compare; every run is planned afresh.
-        connect_args={"prepare_threshold": None},
-    )
-    event.listen(engine, "reset", discard_session_state)
-    capture.instrument(engine)
+    engine = sandbox_engine(url, pool_size=setting("SANDBOX_POOL_SIZE"), max_overflow=SANDBOX_MAX_OVERFLOW)
     evicted = []
     with _lock:
         current = _engines.get(sandbox.role)
@@ -198,24 +187,6 @@ def engine_for(sandbox: Sandbox) -> Engine:
     for old in evicted:
         old.dispose()
     return engine
-
-
-def discard_session_state(dbapi_connection, connection_record, reset_state) -> None:
-    """Before a connection goes back to the pool, forget whatever the run did to its session.
-
-    ROLLBACK alone keeps session-level SETs (a variant's `SET statement_timeout = 0` would
-    outlive it), temporary tables, prepared statements, advisory locks and LISTENs. DISCARD ALL
-    returns the session to the role's own settings. A failure here makes the pool discard the
-    connection instead of reusing it.
-    """
-    if reset_state.terminate_only:
-        return
-    dbapi_connection.rollback()
-    dbapi_connection.autocommit = True
-    try:
-        dbapi_connection.execute("DISCARD ALL")
-    finally:
-        dbapi_connection.autocommit = False
 
 
 def forget_engine(role: str) -> None:
