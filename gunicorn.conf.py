@@ -12,7 +12,6 @@
 | GUNICORN_MAX_REQUESTS | 1000 | requests after which a worker is replaced (0: never) |
 | GUNICORN_MAX_REQUESTS_JITTER | 100 | up to this many more, at random, so workers are not replaced together |
 | GUNICORN_MAX_WORKER_MB | 200 | a worker whose memory is above this after a request is replaced (0: never) |
-| GUNICORN_SWITCH_INTERVAL_MS | 1 | how long a thread holds the interpreter while another one waits for it |
 
 Every thread may run a recipe, and a run may hold up to PLAYGROUND_CONNECTION_LIMIT sandbox
 connections: the defaults (2 x 2) keep `playground.sandbox.connection_budget(workers, threads)`
@@ -56,7 +55,6 @@ preload_app = os.environ.get("GUNICORN_PRELOAD", "1").strip().lower() in {"1", "
 max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
 max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 max_worker_mb = _env_int("GUNICORN_MAX_WORKER_MB", 200)
-switch_interval_ms = float(os.environ.get("GUNICORN_SWITCH_INTERVAL_MS", "1"))
 
 accesslog = "-"
 errorlog = "-"
@@ -78,18 +76,6 @@ def pre_fork(server, worker):
     from django.db import connections
 
     connections.close_all()
-
-
-def post_fork(server, worker):
-    """Hand the interpreter over sooner between a worker's threads.
-
-    A heavy run builds objects in Python for seconds, holding the interpreter lock; a light run in
-    another thread of the same worker waits up to the switch interval (5 ms by default) each time
-    it comes back from a database round trip, and it makes dozens. A shorter interval keeps its
-    wait small at a negligible cost to the heavy one (docs/performance.md, "A crowd").
-    """
-    if switch_interval_ms > 0:
-        sys.setswitchinterval(switch_interval_ms / 1000)
 
 
 def post_request(worker, req, environ, resp):

@@ -34,7 +34,7 @@ from playground.running.deadline import CLIENT_GONE, POLL_SECONDS, RunStopped, W
 
 GRACE_SECONDS = 10.0
 """How long past its deadline a heavy run's process may take to answer before it is killed."""
-NICENESS = 5
+NICENESS = 10
 """The child's scheduling priority below the web workers': light runs and Postgres come first."""
 APPLICATION_NAME = "playground heavy run"
 """What pg_stat_activity shows for a heavy run's connections."""
