@@ -225,7 +225,9 @@ def heavy_person(person, stop_at: float, tally: Tally, seed: int) -> None:
                 tally.turns_refused += 1
             else:
                 tally.errors[f"heavy {run[0]}/{run[1]}: {describe(status, body)}"] += 1
-        time.sleep(rng.uniform(0.5, 1.5))
+        # As a well-behaved client does: wait as long as Retry-After asks, give or take.
+        wait = float((person.headers or {}).get("Retry-After") or 1) if status == 503 else 1
+        time.sleep(rng.uniform(0.5, 1.5) * wait)
 
 
 def sample_workers(site: Gunicorn, stop_at: float, rss: dict[str, Any]) -> None:

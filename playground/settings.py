@@ -215,7 +215,8 @@ PLAYGROUND = {
     # Heavy runs (a recipe's declared cost above either figure: statements sent, rows held in
     # Python) take turns: HEAVY_RUNS_PER_PROCESS at once in a web process, so its other run slots
     # stay free for everyone else, and HEAVY_RUNS_AT_ONCE on the whole sandbox server (every
-    # process and instance); a heavy run waits this long for its turn, then gets a "busy" message.
+    # process and instance); a heavy run waits this long for its turn (0: it is refused at once
+    # with a "busy" message: a waiting run holds a web thread that light runs need).
     "HEAVY_RUN_STATEMENTS": 1_000,
     "HEAVY_RUN_ROWS": 20_000,
     "HEAVY_RUNS_PER_PROCESS": int(os.environ.get("PLAYGROUND_HEAVY_RUNS_PER_PROCESS", "1")),
