@@ -281,6 +281,7 @@ def test_a_heavy_run_runs_in_a_process_of_its_own_with_the_same_limits(settings,
     service.run_recipe(session, recipes.get(HEAVY[0]), HEAVY[1], {"rows": 100})
     seen: list[str] = []
     done = []
+
     def heavy():
         try:
             done.append(service.run_recipe(session, recipes.get(HEAVY[0]), HEAVY[1], HEAVY[2]))

@@ -28,10 +28,12 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from playground.running.deadline import CLIENT_GONE, POLL_SECONDS, RunStopped, Watch, deadline_message
 
+PROJECT = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 10.0
 """How long past its deadline a heavy run's process may take to answer before it is killed."""
 NICENESS = 10
@@ -72,6 +74,7 @@ def run_apart(job: Job, *, client_gone: Callable[[], bool] | None = None) -> dic
 
     child = subprocess.Popen(
         [sys.executable, "-m", "playground.running.apart"],
+        cwd=PROJECT,  # where `playground` and `recipes` import from, wherever the server started
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
