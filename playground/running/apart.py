@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,15 +96,14 @@ def _wait(
     child: subprocess.Popen, given: bytes, limit: float, client_gone: Callable[[], bool] | None
 ) -> tuple[bytes, bytes]:
     """The child's stdout and stderr, looking at the client every POLL_SECONDS meanwhile."""
-    waited, told = 0.0, False
+    kill_at, told = time.monotonic() + limit, False
     stdin: bytes | None = given
     while True:
         try:
             return child.communicate(stdin, timeout=POLL_SECONDS)
         except subprocess.TimeoutExpired:
             stdin = None  # handed over already: communicate() goes on from where it was
-        waited += POLL_SECONDS
-        if waited > limit:
+        if time.monotonic() > kill_at:
             child.kill()
         elif not told and client_gone is not None and client_gone():
             child.send_signal(signal.SIGTERM)
