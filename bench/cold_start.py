@@ -25,7 +25,7 @@ OVERRIDING SYSTEM VALUE
 SELECT i, 1 + (i::bigint * 7919) %% 1000, 'Document ' || i, ts, ts,
        CASE WHEN i %% 10 = 0 THEN ts + interval '1 day' END
 FROM generate_series(1, %(rows)s) AS i,
-     LATERAL (SELECT timestamptz '2024-01-01 00:00:00+00' + ((i - 1) / 2) * interval '37 seconds' AS ts) t;
+     LATERAL (SELECT timestamptz '2024-01-01 00:00:00+00' + ((i - 1) / 3) * interval '37 seconds' AS ts) t;
 CREATE INDEX ON hand_documents (created_at DESC, id DESC);
 ANALYZE hand_documents;
 """

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.signals import request_started
 
 
 class PlaygroundConfig(AppConfig):
@@ -7,3 +8,8 @@ class PlaygroundConfig(AppConfig):
 
     def ready(self) -> None:
         from playground import checks  # noqa: F401  (registers the recipe contract's system checks)
+        from playground.sandbox import reaper
+
+        # On a request, not at import: gunicorn's master imports the app and forks the workers,
+        # and a thread does not survive a fork; management commands serve no request at all.
+        request_started.connect(reaper.start_in_this_process, dispatch_uid="playground-reaper")

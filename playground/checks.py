@@ -8,11 +8,14 @@ opens its page. Ids are `playground.E001`…; the contract module lists what eac
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from django.core import checks
 
-from recipes import contract
+import recipes
+from playground.conf import setting
+from recipes import contract, learning, tracks
 from recipes.base import Recipe
 
 
@@ -31,3 +34,23 @@ def recipe_errors(recipe: Recipe, module: str) -> list[checks.CheckMessage]:
 def recipe_contract(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Every registered recipe, and every module file of the section folders."""
     return as_errors(contract.problems())
+
+
+@checks.register("recipes")
+def recipe_learning(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every question and challenge declared beside a recipe names real variants, parameters and figures."""
+    return [
+        checks.Error(problem, obj=recipe.slug, id="playground.L001")
+        for recipe in recipes.REGISTRY.values()
+        for problem in learning.problems(recipe)
+    ]
+
+
+@checks.register("tracks")
+def track_files(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every file in the tracks folder reads as a track; a refused one is named with its line."""
+    hint = "How to write a track: docs/tracks.md."
+    return [
+        checks.Error(p.located, hint=hint, obj=str(p.file), id="playground.T001")
+        for p in tracks.load(Path(setting("TRACKS_DIR")))[1]
+    ]

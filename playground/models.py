@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -10,6 +11,10 @@ class Sandbox(models.Model):
     """Name of both the login role and its schema."""
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(db_index=True)
+    client = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    """The address (IPv6: its /64) of the client it was made for; empty when made outside a request."""
+    uses = models.PositiveIntegerField(default=1)
+    """Runs it served: the longer it may stay idle before it is reaped."""
 
     def __str__(self) -> str:
         return self.role
@@ -53,3 +58,122 @@ class RunAllowance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.tokens:.1f}"
+
+
+class StepProgress(models.Model):
+    """Where one person stands on one step of a track: kept in the app database, so that any worker
+    of any instance sees the same progress (the session holds only the learner key)."""
+
+    learner = models.CharField(max_length=64)
+    """A random key kept in the Django session."""
+    track = models.CharField(max_length=100)
+    step = models.PositiveSmallIntegerField()
+    """1 for a track's first step."""
+    done = models.BooleanField(default=False)
+    """A question answered, or a challenge passed, on some attempt."""
+    first_right = models.BooleanField(null=True)
+    """Whether the first prediction of a question step was right (None for a challenge)."""
+    attempts = models.PositiveIntegerField(default=0)
+    outcome = models.JSONField(default=dict)
+    """The latest answer or verdict, as JSON."""
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    """The latest attempt's run, while its sandbox lives."""
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["learner", "track", "step"], name="one_progress_row_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.learner[:8]} {self.track} #{self.step}"
+
+
+class Room(models.Model):
+    """A workshop: a trainer's host page, a join code, and the step every participant is sent to.
+
+    Kept in the app database (not in a worker) so that any instance serves the host and the
+    participants alike.
+    """
+
+    name = models.CharField(max_length=100)
+    host_token = models.CharField(max_length=64, unique=True)
+    """The secret in the host page's link: whoever holds it runs the room (random, 256 bits)."""
+    code = models.CharField(max_length=16, unique=True)
+    """What participants type to join: short enough to read off a projector."""
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    """Who made it, when signing in is on: only they may open the host page."""
+    track = models.CharField(max_length=100, blank=True, default="")
+    """The track it follows, or empty for a free list of recipes."""
+    recipes = models.JSONField(default=list)
+    """Slugs of the recipes a trainer may push (a track room: the track's)."""
+    step = models.JSONField(default=dict)
+    """The pushed step: `{"track", "number"}` or `{"recipe", "query"}`; empty before the first push."""
+    step_version = models.PositiveIntegerField(default=0)
+    """Counts the pushes: a participant's page moves when it sees a newer one."""
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    prepare_wanted = models.PositiveIntegerField(default=0)
+    """Sandboxes the trainer asked to have seeded before the session (the prepared ones are rows
+    of `PreparedSandbox`)."""
+    prepare_error = models.TextField(blank=True, default="")
+    """Why preparing stopped early, if it did."""
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+
+class Member(models.Model):
+    """A participant of a room: a display name and the browser session that joined with it."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="members")
+    name = models.CharField(max_length=40)
+    """As typed: always escaped when shown."""
+    session_key = models.CharField(max_length=40)
+    """The participant's Django session: the host page reads their sandbox and progress from it."""
+    step_version = models.PositiveIntegerField(default=0)
+    """The last pushed step the participant opened."""
+    step_label = models.CharField(max_length=200, blank=True, default="")
+    joined_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["joined_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PreparedSandbox(models.Model):
+    """A sandbox seeded for a room before anyone joined: the next member to join without a sandbox
+    of their own takes it, so their first run costs what a second run costs."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="prepared")
+    role = models.CharField(max_length=63, unique=True)
+    """The sandbox's role (see `Sandbox.role`)."""
+    member = models.OneToOneField(Member, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    """Who took it; None while it waits."""
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.role
+
+
+class Snapshot(models.Model):
+    """A stored run frozen as it was, behind an unguessable link anyone may open read-only.
+
+    The result is copied: the run itself goes when its sandbox is reaped, the snapshot stays.
+    """
+
+    token = models.CharField(max_length=64, unique=True)
+    """The secret in the link (random, 256 bits)."""
+    recipe = models.CharField(max_length=64)
+    result = models.JSONField()
+    """The run's stored RunResult JSON, as it was when frozen."""
+    ran_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.recipe} {self.token[:6]}"

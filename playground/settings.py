@@ -17,6 +17,7 @@ docs/deploy.md lists every variable, production ones included.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -84,8 +85,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "playground.web.access.HealthCheckMiddleware",  # first: probes skip host checks and redirects
+    "playground.web.respond.JsonErrorsMiddleware",  # API clients get JSON, even for Django's own error pages
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "playground.web.access.ClientAddressMiddleware",  # who asks: each address holds few sandboxes
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -110,14 +113,20 @@ TEMPLATES = [
                 "django.template.context_processors.csrf",
                 "django.template.context_processors.csp",
                 "playground.web.access.login_context",
+                "playground.web.rooms.room_bar",
             ],
         },
     },
 ]
 
 # --- databases ----------------------------------------------------------------------------
-# Seconds a worker thread keeps its app-database connection open between requests.
-_conn_max_age = int(os.environ.get("CONN_MAX_AGE", "60"))
+# Seconds a thread keeps its app-database connection between requests. runserver starts a new
+# thread for every request, so a kept connection would outlive its thread (idle until garbage
+# collected: ~50 of them after a burst of page loads): there the default is 0, closed at the end
+# of each request. gunicorn's threads live on, so each reuses one connection.
+_runserver = sys.argv[1:2] == ["runserver"]
+_conn_max_age = int(os.environ.get("CONN_MAX_AGE", "0" if _runserver else "60"))
+_sandbox_admin: tuple[str, str] | None = None
 if os.environ.get("DATABASE_URL"):
     DATABASES = {
         "default": dj_database_url.parse(
@@ -128,17 +137,20 @@ else:
     from playground import embedded
 
     _pgdata = Path(os.environ.get("PLAYGROUND_PGDATA", BASE_DIR / ".pgdata"))
-    _server = embedded.start(_pgdata, database="playground")
+    _server = embedded.start(_pgdata, database="playground", secret=SECRET_KEY)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": "playground",
             "USER": _server.user,
+            "PASSWORD": _server.password,
             "HOST": _server.socket_dir,
             "PORT": "",
             "CONN_MAX_AGE": _conn_max_age,
         }
     }
+    # Sandboxes are made by a role of their own, which alone may create roles.
+    _sandbox_admin = (_server.sandbox_user, _server.sandbox_password)
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # Behind PgBouncer in transaction mode a cursor cannot outlive its transaction.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
@@ -173,7 +185,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},  # 500s and their tracebacks on stderr
-    "loggers": {"playground": {"handlers": ["console"], "level": "INFO"}},
+    # Not propagated: the root's handler would print every line twice.
+    "loggers": {"playground": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
 
 # --- the playground's own knobs -----------------------------------------------------------
@@ -182,6 +195,9 @@ PLAYGROUND = {
     "REQUIRE_LOGIN": env_bool("PLAYGROUND_REQUIRE_LOGIN", False),
     # Sandbox database; None means a database named "<app database>_sandbox" on the app's server.
     "SANDBOX_DATABASE_URL": os.environ.get("SANDBOX_DATABASE_URL") or None,
+    # Without SANDBOX_DATABASE_URL, who creates sandboxes there: (user, password), or None for the
+    # app's own user. The embedded server has a role for it, so the app's role needs no CREATEROLE.
+    "SANDBOX_ADMIN": _sandbox_admin,
     # Prefix of every sandbox role and schema name.
     "ROLE_PREFIX": os.environ.get("PLAYGROUND_ROLE_PREFIX", "sbx_"),
     # Statement timeout of a sandbox role; below the web worker's timeout.
@@ -194,8 +210,19 @@ PLAYGROUND = {
     "CONNECTION_LIMIT": int(os.environ.get("PLAYGROUND_CONNECTION_LIMIT", "12")),
     # Sandboxes alive at once on this instance; the next new session is refused politely.
     "MAX_SANDBOXES": int(os.environ.get("PLAYGROUND_MAX_SANDBOXES", "200")),
-    # Idle time after which reap_sandboxes drops a sandbox.
+    # Sandboxes one client address may hold (IPv6: one /64), so that one client cannot take every
+    # slot; a room of people behind one NAT address still fits. 0: no limit per address.
+    "SANDBOXES_PER_CLIENT": int(os.environ.get("PLAYGROUND_SANDBOXES_PER_CLIENT", "50")),
+    # Proxies whose X-Forwarded-For names the client (the addresses gunicorn trusts, same variable);
+    # addresses or networks, "*" for any. X-Forwarded-For from anyone else is ignored.
+    "TRUSTED_PROXIES": env_list("FORWARDED_ALLOW_IPS", "127.0.0.1,::1"),
+    # A sandbox is dropped once idle for this long per use (each run counts one), and at the latest
+    # after SANDBOX_IDLE_SECONDS: one used once and left goes after 15 minutes, a busy one stays.
+    "SANDBOX_IDLE_SECONDS_PER_USE": int(os.environ.get("PLAYGROUND_SANDBOX_IDLE_SECONDS_PER_USE", "900")),
     "SANDBOX_IDLE_SECONDS": int(os.environ.get("PLAYGROUND_SANDBOX_IDLE_SECONDS", str(6 * 3600))),
+    # Every web process looks this often for idle sandboxes to drop; one at a time reaps (an
+    # advisory lock), so scaled out it still happens in one place. 0: only reap_sandboxes does.
+    "REAP_EVERY_SECONDS": float(os.environ.get("PLAYGROUND_REAP_EVERY_SECONDS", "60")),
     # Rows of a result shown in the browser or returned as JSON.
     "MAX_ROWS_SHOWN": 50,
     # Largest seeded table, whatever a recipe's own bound says.
@@ -237,4 +264,12 @@ PLAYGROUND = {
     # database, so every worker and instance shares it). Beyond it: 429 with a clear message.
     "RUN_BURST": int(os.environ.get("PLAYGROUND_RUN_BURST", "30")),
     "RUNS_PER_MINUTE": int(os.environ.get("PLAYGROUND_RUNS_PER_MINUTE", "60")),
+    # Folder of the track files (*.toml, docs/tracks.md); the default holds the shipped tracks.
+    "TRACKS_DIR": Path(os.environ.get("PLAYGROUND_TRACKS_DIR") or BASE_DIR / "recipes" / "tracks"),
+    # A workshop room closes this many hours after it was made (its host and join links stop working).
+    "ROOM_HOURS": float(os.environ.get("PLAYGROUND_ROOM_HOURS", "12")),
+    # Join codes a client address may get wrong: a burst, then a steady rate; beyond it every join
+    # from that address is refused (429), the right code too, so that guessing teaches nothing.
+    "ROOM_JOIN_MISSES": int(os.environ.get("PLAYGROUND_ROOM_JOIN_MISSES", "10")),
+    "ROOM_JOIN_MISSES_PER_MINUTE": int(os.environ.get("PLAYGROUND_ROOM_JOIN_MISSES_PER_MINUTE", "5")),
 }

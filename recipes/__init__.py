@@ -20,6 +20,7 @@ MODULES = (
     "recipes.performance.full_text_search",
     "recipes.performance.connection_pool",
     "recipes.performance.indexes",
+    "recipes.performance.prepared_statements",
 )
 
 

@@ -12,11 +12,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from recipes.learning import Challenge, Question
+
 if TYPE_CHECKING:
     from recipes.context import Run, Setup
     from recipes.validation import Validated
 
 SECTIONS = ("Modelling", "Reading", "Writing", "Performance")
+SWEEP_FIGURES = ("db_ms", "elapsed_ms", "rows_read", "query_count")
+"""Figures of a run a sweep can plot (each is a column of the stored run)."""
 
 ParamKind = Literal["int", "float", "bool", "choice", "str"]
 
@@ -158,6 +162,22 @@ class Variant:
         }
 
 
+@dataclass(frozen=True)
+class SweepDefaults:
+    """How a sweep of a recipe starts, where the parameters' own bounds do not show the lesson."""
+
+    y: str = "db_ms"
+    """The figure plotted unless the person picks another (one of `SWEEP_FIGURES`). A count such as
+    `rows_read` draws the same line on every run; a time is noisier."""
+    ends: Mapping[str, Callable[[Params], int]] = field(default_factory=dict)
+    """Parameter name → the top of its range for the other parameters chosen, e.g. the table's last
+    page for `page`, so that a sweep does not run past the data. Without one, the range ends at the
+    parameter's maximum."""
+    lines: tuple[str, ...] = ()
+    """Variants a sweep draws, when not all of them tell the swept parameter's story (a variant
+    about tied timestamps says nothing about page depth); empty means every variant."""
+
+
 @dataclass
 class Recipe:
     """A recipe of the cookbook: its parameters, its variants and how to prepare its data."""
@@ -182,7 +202,8 @@ class Recipe:
     variant_alias: str | None = None
     """A parameter name that also selects the variant (e.g. `strategy`), for scripts."""
     measure_memory: bool = False
-    """Trace Python allocations during the variant and report the peak (slows it down)."""
+    """Run the variant a second time with Python's allocation tracing on and report that pass's peak
+    (`python_peak_kb`) and wall time (`traced_ms`); the run shown stays untraced. It must only read."""
     companions: tuple[str, ...] = ()
     """Slugs of recipes whose variants a sweep of this one draws alongside (offset beside keyset)."""
     guard_hook: Callable[[str, Params], dict[str, str]] | None = None
@@ -190,6 +211,12 @@ class Recipe:
     as field → message."""
     cost_hook: Callable[[str, Params], Cost] | None = None
     """Set by `@recipe.cost`: what a run of (variant, params) will cost; `Cost()` when unset."""
+    sweep_defaults: SweepDefaults = field(default_factory=SweepDefaults)
+    """What a sweep of this recipe plots and where its range ends, unless the person changes them."""
+    questions: dict[str, Question] = field(default_factory=dict)
+    """Filled by `recipe.learn(...)`: predictions a person makes before a run (recipes.learning)."""
+    challenges: dict[str, Challenge] = field(default_factory=dict)
+    """Filled by `recipe.learn(...)`: goals checked against a run's figures (recipes.learning)."""
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -197,6 +224,11 @@ class Recipe:
         names = [p.name for p in self.params]
         if len(names) != len(set(names)):
             raise ValueError(f"{self.slug}: duplicate parameter name")
+        if self.sweep_defaults.y not in SWEEP_FIGURES:
+            raise ValueError(f"{self.slug}: a sweep cannot plot {self.sweep_defaults.y!r}")
+        sweepable = {p.name for p in self.params if p.sweepable}
+        if unknown := set(self.sweep_defaults.ends) - sweepable:
+            raise ValueError(f"{self.slug}: sweep ends for parameters that are not sweepable: {unknown}")
 
     def variant(
         self,
@@ -263,6 +295,14 @@ class Recipe:
 
         return validate(self, data, form=form)
 
+    def learn(self, *items: Question | Challenge) -> None:
+        """Register questions and challenges about this recipe, by their slugs."""
+        for item in items:
+            found = self.questions if isinstance(item, Question) else self.challenges
+            if item.slug in self.questions or item.slug in self.challenges:
+                raise ValueError(f"{self.slug}: duplicate question or challenge {item.slug!r}")
+            found[item.slug] = item
+
     def notes(self, func: Callable[[Any], list[str]]) -> Callable[[Any], list[str]]:
         """Register the function that writes the "what to notice" lines (sets `notes_hook`)."""
         self.notes_hook = func
@@ -317,4 +357,6 @@ class Recipe:
             "variants": [v.to_json() for v in self.variants.values()],
             "parameters": [p.to_json() for p in self.params] + self._alias_json(),
             "docs": [{"label": label, "url": url} for label, url in self.docs],
+            "questions": [q.to_json() for q in self.questions.values()],
+            "challenges": [c.to_json() for c in self.challenges.values()],
         }

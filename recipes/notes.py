@@ -32,3 +32,8 @@ def rows_read_line(result: RunResult) -> str | None:
     if sorts:
         line += f"; the plan also sorts ({sorts[0].node_type})"
     return line + f". Execution took {summary.execution_ms:.2f} ms."
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 error', '0 errors', '3 errors'; `nouns` for a plural not made with -s ('2 queries')."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"

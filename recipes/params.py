@@ -6,7 +6,7 @@ recipe that asks for "the table size" gets the same key, kind and wording as eve
 
 from __future__ import annotations
 
-from recipes.base import Param
+from recipes.base import Param, Params
 
 
 def rows(
@@ -32,6 +32,11 @@ def rows(
 def page(*, label: str, help: str) -> Param:
     """`page`: how deep a pagination recipe reads, the x axis of the site's headline sweep."""
     return Param("page", "int", 1, label=label, min=1, max=50_000, sweepable=True, help=help)
+
+
+def last_page(p: Params) -> int:
+    """The table's last page for the chosen `rows` and page `size`: where a sweep of `page` ends."""
+    return max(1, -(-p.rows // p.size))  # a last page that is not full still counts
 
 
 PAGE_SIZE = Param("size", "int", 20, label="Page size", min=1, max=100)

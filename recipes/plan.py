@@ -60,6 +60,8 @@ class Node:
     """Under a Limit the executor stops early, so the planner's full-row estimate is not a miss."""
     share: float = 0.0
     """Fraction of the execution time spent in this node itself."""
+    index_searches: int | None = None
+    """Descents into the index from its root (Postgres 18's "Index Searches"); None when not reported."""
 
     @property
     def label(self) -> str:
@@ -163,6 +165,7 @@ _DETAIL_KEYS = (
     "Sort Key",
     "Sort Method",
     "Presorted Key",
+    "Index Searches",
 )
 
 
@@ -185,6 +188,7 @@ def _walk(raw: dict[str, Any], depth: int, out: list[Node], below_limit: bool = 
         below_limit=below_limit,
         heap_fetches=int(raw.get("Heap Fetches", 0)),
         spilled=_spill(raw),
+        index_searches=int(raw["Index Searches"]) if "Index Searches" in raw else None,
     )
     for key in _DETAIL_KEYS:
         if key in raw:

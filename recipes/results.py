@@ -40,6 +40,13 @@ class Statement:
     run's capture small; the SQL text of such a statement may be shortened too."""
 
     @property
+    def executions(self) -> int:
+        """Times Postgres ran this statement: once per parameter set of a plain executemany (the
+        driver sends each set as an execution of its own), once otherwise. A batch that SQLAlchemy's
+        insertmanyvalues folded into one multi-row INSERT arrives as one set of values: once."""
+        return self.batches if isinstance(self.parameters, list) else 1
+
+    @property
     def shape(self) -> str:
         """The SQL with expanded IN lists folded, so chunks of one query count as one shape."""
         return _IN_LIST.sub("IN (…)", self.sql)
@@ -95,6 +102,9 @@ class RunResult:
     result small (see `trimmed`); `query_count`, `db_ms` and the figures still count them."""
     fetched_omitted: int = 0
     """Rows fetched by the statements left out, so that `figures.rows_fetched` stays whole."""
+    run_id: int | None = None
+    """The id of the stored run in the session's history (None for a run kept nowhere): its
+    exports are at /runs/<id>/export and /runs/<id>/plan.json."""
 
     @cached_property
     def figures(self) -> Figures:
@@ -167,6 +177,15 @@ TRIMMED_NOTE = "The statement list shows"
 def _size(data: Any) -> int:
     """Bytes of `data` as JSON, as it is sent and stored."""
     return len(json.dumps(data, default=str))
+
+
+def stored_as(result: RunResult, run_id: int) -> RunResult:
+    """`result` with the id it was stored under; the JSON already built is kept, with the id added."""
+    kept = replace(result, run_id=run_id)
+    built = result.__dict__.get("_json")
+    if built is not None:
+        object.__setattr__(kept, "_json", {**built, "run_id": run_id})
+    return kept
 
 
 def jsonable(value: Any) -> Any:

@@ -38,6 +38,7 @@ class StatementStats:
     """Queries sharing the most common shape."""
     duplicates: int
     explains: list[Statement]
+    """The runner's EXPLAINs of the main statement, sent after everything the variant sent."""
     omitted: int = 0
     """Queries the run sent that the list leaves out (see `RunResult.trimmed`)."""
 
@@ -60,11 +61,10 @@ def statement_stats(statements: list[Statement], omitted: int = 0) -> StatementS
     seen: set[tuple[str, str]] = set()
     groups: list[StatementGroup] = []
     duplicates = 0
-    number = 0
-    for s in statements:
-        if s.kind == "explain":
-            continue
-        number += 1
+    # The runner's EXPLAINs of the main statement come after everything the variant sent; an
+    # EXPLAIN the variant sent itself (to count an index's pages) keeps its place in the list.
+    ran = max((i for i, s in enumerate(statements) if s.kind != "explain"), default=-1) + 1
+    for number, s in enumerate(statements[:ran], start=1):
         key = (s.sql, repr(s.parameters))
         duplicate = s.kind == "query" and key in seen
         seen.add(key)
@@ -81,6 +81,6 @@ def statement_stats(statements: list[Statement], omitted: int = 0) -> StatementS
         shapes=len(shapes),
         most_repeated=max(shapes.values(), default=0),
         duplicates=duplicates,
-        explains=[s for s in statements if s.kind == "explain"],
+        explains=statements[ran:],
         omitted=omitted,
     )

@@ -2,6 +2,9 @@
 
 Sandbox roles are cluster-global, so tests give them their own prefix and every role carrying it
 is dropped when the session starts (leftovers of an interrupted run) and when it ends.
+
+On the embedded server the app's roles may not create databases (they need not, in use), so the
+test databases are made by its superuser, owned by those roles, and dropped at the end.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from typing import Any
 import psycopg
 import pytest
 from django.conf import settings
+from django.test import Client
 from psycopg import sql
 from sqlalchemy import URL, Engine
 
 import recipes
+from playground import embedded
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
 from playground.running import runner
+from playground.sandbox import reaper
 from recipes.results import RunResult
 
 TEST_ROLE_PREFIX = "sbxt_"
@@ -39,10 +45,25 @@ def connect_kwargs(url: URL, **overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def superuser_url() -> URL:
+    """The server's superuser on the maintenance database: the embedded server's own, else (an
+    operator's server) the sandbox administrator, the most privileged role the tests know."""
+    server = embedded.current()
+    if server is None:
+        return sandboxes.admin_url().set(database="postgres")
+    return URL.create(
+        "postgresql+psycopg",
+        username=server.superuser,
+        database="postgres",
+        query={"host": server.socket_dir},
+    )
+
+
 def drop_test_roles() -> list[str]:
     """Drop every role carrying the test prefix, with its schema in the test sandbox database."""
-    url = sandboxes.admin_url()
-    assert url.database.startswith("test_"), f"not a test sandbox database: {url.database}"
+    sandbox_db = sandboxes.admin_url().database
+    assert sandbox_db.startswith("test_"), f"not a test sandbox database: {sandbox_db}"
+    url = superuser_url().set(database=sandbox_db)
     with psycopg.connect(**connect_kwargs(url, dbname="postgres"), autocommit=True) as conn:
         roles = [
             name
@@ -69,10 +90,45 @@ def drop_test_roles() -> list[str]:
     return roles
 
 
+@pytest.fixture(scope="session")
+def django_db_keepdb(request) -> bool:
+    """On the embedded server `django_db_modify_db_settings` makes the databases: Django keeps them."""
+    return embedded.current() is not None or request.config.getvalue("reuse_db")
+
+
+@pytest.fixture(scope="session")
+def django_db_createdb(request) -> bool:
+    return embedded.current() is None and request.config.getvalue("create_db")
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> Iterator[None]:
+    """On the embedded server: fresh test databases, made by the superuser and owned by the roles
+    the app logs in as (they cannot create databases); dropped when the session ends."""
+    server = embedded.current()
+    if server is None:
+        yield
+        return
+    from django.db import connection
+
+    app_db = connection.creation._get_test_db_name()
+    owners = {app_db: server.user, f"{app_db}_sandbox": server.sandbox_user}
+    with psycopg.connect(**connect_kwargs(superuser_url()), autocommit=True) as conn:
+        for name, owner in owners.items():
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            embedded.ensure_database(conn, name, owner)
+        embedded.close_database(conn, app_db)
+    yield
+    with psycopg.connect(**connect_kwargs(superuser_url()), autocommit=True) as conn:
+        for name in owners:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _test_role_prefix() -> Iterator[str]:
     original = settings.PLAYGROUND
-    settings.PLAYGROUND = {**original, "ROLE_PREFIX": TEST_ROLE_PREFIX}
+    # No reaper loop in the test process: tests that want one start it themselves.
+    settings.PLAYGROUND = {**original, "ROLE_PREFIX": TEST_ROLE_PREFIX, "REAP_EVERY_SECONDS": 0}
     yield TEST_ROLE_PREFIX
     settings.PLAYGROUND = original
 
@@ -82,6 +138,14 @@ def _clean_test_roles(django_db_setup, _test_role_prefix) -> Iterator[None]:
     drop_test_roles()
     yield
     drop_test_roles()
+
+
+@pytest.fixture(autouse=True)
+def _no_reaper_loop_left() -> Iterator[None]:
+    """A test that switched the reaper loop on (any request starts it) leaves none running: it
+    would sleep out its interval and keep a later test's loop from starting."""
+    yield
+    reaper.stop_in_this_process()
 
 
 @pytest.fixture
@@ -98,6 +162,20 @@ def make_sandbox(transactional_db) -> Iterator[Callable[[], Sandbox]]:
     for sb in made:
         if Sandbox.objects.filter(pk=sb.pk).exists():
             sandboxes.drop(sb)
+
+
+@pytest.fixture
+def drop_sandboxes(transactional_db) -> Iterator[None]:
+    """Every sandbox a test's sessions provisioned is dropped (schema, role, row) afterwards."""
+    yield
+    for box in Sandbox.objects.all():
+        sandboxes.drop(box)
+
+
+@pytest.fixture
+def client() -> Client:
+    """A browser-like client: CSRF is enforced, as in production."""
+    return Client(enforce_csrf_checks=True)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from playground import sandbox as sandboxes
-from playground.models import Sandbox
+from playground.models import Run, Sandbox
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -133,10 +133,21 @@ def test_switching_variant_shows_its_code(page, live_server):
     page.goto(live_server.url + "/recipes/keyset-pagination/?rows=1000&size=5")
     page.get_by_label("ORDER BY created_at DESC, id ASC").check()
     page.get_by_role("button", name="Run", exact=True).click()
-    expect(page.locator("#query-count")).to_have_text("1")
+    expect(page.locator("#query-count")).to_have_text("6")  # five pages, then the check
     source = page.locator("#results pre.source").first
     expect(source).to_contain_text("def keyset_mismatched_order")
-    expect(page.locator("#results table.rows tbody tr")).to_have_count(5)
+    expect(page.locator("#results table.rows tbody tr")).to_have_count(5)  # one row per page
+    expect(page.locator("#results ul.notes")).to_contain_text("shown twice")
+    expect(page.locator("#results ul.notes")).to_contain_text("Incremental Sort")
+
+
+def test_prepared_statements_chart_each_call_and_name_its_plan(page, live_server):
+    page.goto(live_server.url + "/recipes/prepared-statements/?rows=1000")
+    page.get_by_role("button", name="Run", exact=True).click()
+    chart = page.locator("#per-call")
+    expect(chart.locator(".bar-row")).to_have_count(15)
+    expect(chart.locator("rect.generic")).to_have_count(5)
+    expect(page.locator("#results ul.notes")).to_contain_text("calls 11–15: generic plan")
 
 
 def test_reset_button_confirms_and_flashes(page, live_server):
@@ -213,6 +224,38 @@ def test_narrow_screen_keeps_the_form_off_the_results(page, live_server):
     assert overlap <= 0, "the form covers the results"
 
 
+def test_a_default_keyset_sweep_completes_on_a_fresh_session_with_every_point(page, live_server, settings):
+    """The sweep exactly as the page offers it: the default table (200,000 rows), the default range
+    (to its last page), the most points the form allows, every related line."""
+    # Next to no refill while it runs: the sweep must fit in what a fresh session holds.
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "RUNS_PER_MINUTE": 1}
+    page.goto(live_server.url + "/recipes/keyset-pagination/")
+    points = page.get_by_label("Points", exact=True)
+    points.fill(points.get_attribute("max"))
+    total = int(points.input_value())
+    page.get_by_role("button", name="Sweep").click()
+    page.locator("#sweep-done").wait_for(timeout=180_000)
+    expect(page.locator("#sweep-title")).to_contain_text(f"{total} of {total} points")
+    expect(page.locator("#results polyline")).to_have_count(4)
+    expect(page.locator("#results svg.lines circle")).to_have_count(4 * total)
+    expect(page.locator("#sweep-measured")).to_contain_text("One run per point")
+    header = page.locator("#sweep-table thead th").all_inner_texts()
+    assert header[1] == "1" and header[-1] == "10,000", header  # 200,000 rows ÷ 20 a page
+    # Every label inside the chart's box, as the browser draws it (no tick or title cut off).
+    outside = page.evaluate(
+        """() => {
+          const svg = document.querySelector('#results svg.lines').getBoundingClientRect();
+          return [...document.querySelectorAll('#results svg.lines text')]
+            .map(t => [t.textContent, t.getBoundingClientRect()])
+            .filter(([, r]) => r.left < svg.left - 0.5 || r.right > svg.right + 0.5
+                            || r.top < svg.top - 0.5 || r.bottom > svg.bottom + 0.5)
+            .map(([text]) => text);
+        }"""
+    )
+    assert outside == []
+    assert Run.objects.filter(sweep__isnull=False).count() == 4 * total
+
+
 def test_compare_sweep_and_share_link(page, live_server):
     base = live_server.url
     page.goto(base + "/recipes/eager-loading/?authors=12")
@@ -221,7 +264,7 @@ def test_compare_sweep_and_share_link(page, live_server):
     table.wait_for()
     for variant in ("lazy", "selectinload", "joinedload", "raiseload"):
         expect(table).to_contain_text(variant)
-    expect(page.locator("#results svg.bar")).to_have_count(6)
+    expect(page.locator("#results svg.bar")).to_have_count(8)  # one per variant
 
     page.goto(base + "/recipes/keyset-pagination/?rows=1000")
     page.get_by_label("to", exact=True).fill("45")
@@ -230,7 +273,7 @@ def test_compare_sweep_and_share_link(page, live_server):
     page.get_by_role("button", name="Sweep").click()
     page.locator("#sweep-done").wait_for()
     assert page.evaluate("window.__marker") == 1
-    expect(page.locator("#results polyline")).to_have_count(4)
+    expect(page.locator("#results polyline")).to_have_count(4)  # the depth lines: two keyset, two offset
     expect(page.locator("#sweep-title")).to_contain_text("3 of 3 points")
 
     page.goto(base + "/recipes/keyset-pagination/?page=7&index=none&rows=1000")

@@ -31,7 +31,7 @@ from psycopg import sql
 
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
-from tests.conftest import TEST_ROLE_PREFIX, connect_kwargs
+from tests.conftest import TEST_ROLE_PREFIX, connect_kwargs, superuser_url
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "playground.example.com"
@@ -282,12 +282,14 @@ def test_gunicorn_serves_the_site_behind_a_tls_proxy(served):
 # --- migrations when several instances start at once ----------------------------------------
 @pytest.fixture
 def empty_database() -> Iterator[str]:
+    """A new database the app's user owns (made by a superuser: the app's user cannot)."""
     name = f"test_playground_migrate_{secrets.token_hex(3)}"
-    url = sandboxes.admin_url()
-    with psycopg.connect(**connect_kwargs(url, dbname="postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = superuser_url()
+    owner = sql.Identifier(connection.settings_dict["USER"])
+    with psycopg.connect(**connect_kwargs(url), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(name), owner))
     yield name
-    with psycopg.connect(**connect_kwargs(url, dbname="postgres"), autocommit=True) as conn:
+    with psycopg.connect(**connect_kwargs(url), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -382,7 +384,8 @@ def pgbouncer() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="playground-pgbouncer-"))
     folder.chmod(0o755)
     port = free_port()
-    (folder / "users.txt").write_text(f'"{app["USER"]}" ""\n')
+    # PgBouncer logs in to the server with the password it has for the user (plain text here).
+    (folder / "users.txt").write_text(f'"{app["USER"]}" "{app["PASSWORD"] or ""}"\n')
     (folder / "pgbouncer.ini").write_text(
         f"""[databases]
 * = host={app["HOST"]} port={app["PORT"] or 5432}
@@ -402,7 +405,7 @@ max_client_conn = 200
         command += ["-u", "pgserver" if _user_exists("pgserver") else "nobody"]
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  (lives as long as pgbouncer)
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"postgres://{app['USER']}@127.0.0.1:{port}/{app['NAME']}"
+    url = f"postgres://{app['USER']}@127.0.0.1:{port}/{app['NAME']}"  # PgBouncer trusts its clients
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -465,7 +468,7 @@ ADMIN = "test_playground_sandbox_admin"
 @pytest.fixture
 def least_privileged_admin(settings) -> Iterator[str]:
     """A sandbox administrator with exactly the privileges docs/deploy.md lists."""
-    superuser = sandboxes.admin_url()
+    superuser = superuser_url().set(database=sandboxes.admin_url().database)
     database = f"{superuser.database}_least"
     password = secrets.token_hex(16)
     admin, db = sql.Identifier(ADMIN), sql.Identifier(database)

@@ -123,7 +123,7 @@ class TestHttp:
         first = client.post("/recipes/keyset-pagination/sweep", form, HTTP_HX_REQUEST="true").content.decode()
         vals = json.loads(re.search(r"hx-vals='([^']+)'", first).group(1))
         assert vals["step"] == "1"
-        assert first.count("<polyline") == 4  # keyset, mismatched, offset, offset-unordered
+        assert first.count("<polyline") == 4  # keyset, mismatched, offset, offset-unordered: the depth lines
         client.post("/recipes/keyset-pagination/sweep", {**form, **vals}, HTTP_HX_REQUEST="true")
         last = client.post(
             "/recipes/keyset-pagination/sweep", {**form, **vals, "step": "2"}, HTTP_HX_REQUEST="true"

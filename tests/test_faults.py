@@ -187,8 +187,8 @@ def _reaper_env() -> dict[str, str]:
         "DATABASE_URL": f"postgresql://{auth}@{host}{port}/{s['NAME']}",
         "PLAYGROUND_ROLE_PREFIX": TEST_ROLE_PREFIX,
     }
-    if django_settings.PLAYGROUND["SANDBOX_DATABASE_URL"]:
-        env["SANDBOX_DATABASE_URL"] = django_settings.PLAYGROUND["SANDBOX_DATABASE_URL"]
+    # The sandbox administrator explicitly: on the embedded server it is a role of its own.
+    env["SANDBOX_DATABASE_URL"] = sandboxes.admin_url().render_as_string(hide_password=False)
     return env
 
 

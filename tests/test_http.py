@@ -110,9 +110,9 @@ def test_recipe_page_shows_the_form_and_the_code_of_the_default_variant(client):
     response = client.get("/recipes/keyset-pagination/")
     assert response.status_code == 200
     html = response.content.decode()
-    for name in ("page", "size", "rows", "index"):
+    for name in ("page", "size", "rows", "index", "pages"):
         assert f'name="{name}"' in html, name
-    assert html.count('type="radio" name="variant"') == 2
+    assert html.count('type="radio" name="variant"') == 3
     assert 'value="keyset" checked' in html
     assert "def keyset(run, p):" in _text(html)
     summary = html.split('<div class="summary">', 1)[1].split("</div>", 1)[0]
@@ -167,9 +167,13 @@ def test_api_lists_recipes_with_variants_and_parameters(client):
     ks = by_slug["keyset-pagination"]
     assert ks["title"] == "Keyset pagination"
     assert ks["section"] == "Reading"
-    assert [v["slug"] for v in ks["variants"]] == ["keyset", "keyset-mismatched-order"]
+    assert [v["slug"] for v in ks["variants"]] == [
+        "keyset",
+        "keyset-mismatched-order",
+        "keyset-created-at-only",
+    ]
     params = {p["name"]: p for p in ks["parameters"]}
-    assert set(params) == {"page", "size", "rows", "index"}
+    assert set(params) == {"page", "size", "rows", "index", "pages"}
     for p in params.values():
         assert {"name", "type", "default", "min", "max", "choices", "help"} <= set(p)
     assert params["page"]["type"] == "int"
@@ -181,8 +185,8 @@ def test_api_lists_recipes_with_variants_and_parameters(client):
     assert params["index"]["default"] == "composite"
 
     off = by_slug["offset-pagination"]
-    assert [v["slug"] for v in off["variants"]] == ["offset", "offset-unordered"]
-    assert {p["name"] for p in off["parameters"]} == {"page", "size", "rows"}
+    assert [v["slug"] for v in off["variants"]] == ["offset", "offset-unordered", "offset-created-at-only"]
+    assert {p["name"] for p in off["parameters"]} == {"page", "size", "rows", "index", "pages"}
 
 
 # --- running through the JSON API ----------------------------------------------------------
@@ -193,7 +197,7 @@ def test_api_run_returns_the_whole_run_result(client):
     assert set(body) >= RUN_KEYS
     assert body["recipe"] == "keyset-pagination"
     assert body["variant"] == "keyset"
-    assert body["params"] == {"page": 3, "size": 10, "rows": SMALL, "index": "composite"}
+    assert body["params"] == {"page": 3, "size": 10, "rows": SMALL, "index": "composite", "pages": 5}
     assert body["ok"] is True and body["error"] is None
 
     rows = body["rows"]
@@ -342,7 +346,7 @@ def test_form_run_asking_for_json_returns_the_run_result(client):
     body = response.json()
     assert set(body) >= RUN_KEYS
     assert body["recipe"] == "offset-pagination"
-    assert body["params"] == {"page": 2, "size": 20, "rows": SMALL}
+    assert body["params"] == {"page": 2, "size": 20, "rows": SMALL, "index": "composite", "pages": 5}
     assert body["query_count"] == 2
     assert body["rows"]["total"] == 20
 
@@ -467,3 +471,17 @@ def test_reset_with_htmx_returns_the_flash_partial(client):
     assert response.status_code == 200
     html = response.content.decode()
     assert 'class="flash"' in html and "<html" not in html
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_api_clients_get_json_for_the_errors_django_answers_itself(client, settings, debug):
+    settings.DEBUG = debug  # with DEBUG on, an unmatched URL gets Django's technical 404 page
+    missing = client.get("/api/no-such-thing")
+    assert missing.status_code == 404 and missing.json() == {"error": "no such page: /api/no-such-thing"}
+    wrong_method = client.get("/api/recipes/keyset-pagination/run")
+    assert wrong_method.status_code == 405 and wrong_method["Allow"] == "POST"
+    assert wrong_method.json() == {"error": "method not allowed"}
+    asked = client.get("/no-such-page/", HTTP_ACCEPT="application/json")
+    assert asked.status_code == 404 and "error" in asked.json()
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and "text/html" in page["Content-Type"]

@@ -199,7 +199,7 @@ def test_sweep_settings_are_checked_without_django():
     spec = sweeps.validate_sweep(
         keyset, {"sweep_param": "page", "sweep_from": "1", "sweep_to": "91", "sweep_points": "3"}
     )
-    assert (spec.param, spec.values, spec.y, spec.companions) == ("page", [1, 46, 91], "db_ms", False)
+    assert (spec.param, spec.values, spec.y, spec.companions) == ("page", [1, 46, 91], "rows_read", False)
     with pytest.raises(InvalidParams) as raised:
         sweeps.validate_sweep(keyset, {"sweep_param": "page", "sweep_from": "50", "sweep_to": "x"})
     assert raised.value.errors == {"sweep_to": ["Enter a whole number."]}

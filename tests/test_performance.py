@@ -3,6 +3,8 @@ index served which query, and that a search result reaches the page escaped."""
 
 from __future__ import annotations
 
+import statistics
+
 import psycopg
 import pytest
 from django.template.loader import render_to_string
@@ -51,6 +53,59 @@ def test_stemming_finds_what_ilike_misses(engine, run_recipe):
     ilike = run_recipe(engine, "full-text-search", "ilike", q="raising exceptions")
     fts = run_recipe(engine, "full-text-search", "tsquery", q="raising exceptions")
     assert fts.metrics["matches"] > ilike.metrics["matches"]
+
+
+def test_every_variant_finds_articles_with_the_default_search(engine, run_recipe):
+    for variant in ("ilike", "tsquery", "mismatched-config"):
+        result = run_recipe(engine, "full-text-search", variant)
+        assert result.ok, result.error
+        assert result.metrics["matches"] > 0 and result.rows.total > 0, (variant, result.notes)
+    with engine.connect() as conn:  # every article found its paragraph
+        assert conn.execute(text("SELECT count(*) FROM articles")).scalar() == 2000
+
+
+def test_ilike_note_says_what_its_plan_did(engine, run_recipe):
+    assert "reads the whole table" not in recipes.get("full-text-search").summary
+    result = run_recipe(engine, "full-text-search", "ilike")
+    scan = summarize(result.plan.json).key_scan
+    line = result.notes[-1]
+    assert line.startswith(f"{scan.label}: {scan.rows_read:,} of 2,000 rows read"), line
+    if scan.index:  # walked in id order until LIMIT had its rows: the index served the order only
+        assert scan.rows_read < 2000 and "until LIMIT had its rows" in line
+        assert f"{scan.index} served ORDER BY only; no index served the search." in line
+    else:
+        assert line.endswith("No index served this query."), line
+
+
+def test_a_search_that_finds_nothing_says_why_and_what_to_try(engine, run_recipe):
+    def nothing(variant, **params):
+        result = run_recipe(engine, "full-text-search", variant, **params)
+        assert result.ok and result.metrics["matches"] == 0, result.notes
+        return result.notes[1]
+
+    line = nothing("ilike", q="raising exceptions")
+    assert line.startswith(
+        "No article contains the text 'raising exceptions' (ILIKE looks for it as one piece)."
+    )
+    assert "'raising' is in " in line and "each word is there, but never as this text" in line
+    tried = line.rsplit("Try '", 1)[1].split("'")[0]
+    assert run_recipe(engine, "full-text-search", "ilike", q=tried).metrics["matches"] > 0
+
+    line = nothing("tsquery", q="the of and")
+    assert "Left out as stop words: 'the', 'of', 'and', so the query is empty." in line
+
+    line = nothing("tsquery", q="zebracorn")
+    assert "'zebracorn' is in none." in line
+    tried = line.rsplit("Try '", 1)[1].split("'")[0]
+    assert run_recipe(engine, "full-text-search", "tsquery", q=tried).metrics["matches"] > 0
+
+    line = nothing("tsquery", q="raising exceptions", config="simple", index="generated-column-gin")
+    assert "holds english lexemes, not simple ones" in line
+    assert line.endswith("Try the english config, the one the text was stored with.")
+    found = run_recipe(
+        engine, "full-text-search", "tsquery", q="raising exceptions", index="generated-column-gin"
+    )
+    assert found.metrics["matches"] > 0
 
 
 def test_snippets_carry_only_the_highlight_markers(engine, run_recipe):
@@ -213,6 +268,49 @@ def test_index_is_built_once_analyzed_and_weighed(engine, run_recipe):
     assert first.metrics["insert_ms_with_index"] > 0 and first.metrics["insert_ms_without_index"] > 0
     with engine.connect() as conn:  # the timed inserts were rolled back
         assert conn.execute(text("SELECT count(*) FROM documents")).scalar() == 2000
+
+
+def test_both_column_orders_are_told_apart_by_pages_and_searches_not_rows(engine, run_recipe):
+    notes = {}
+    for variant in ("owner-created", "created-owner"):
+        result = run_recipe(engine, "indexes", variant, query="owner-newest", rows=200_000, owners=1000)
+        summary = summarize(result.plan.json)
+        scan = summary.key_scan
+        assert [n for n in summary.nodes if n.index] and result.rows.total == 20
+        buffers = scan.shared_hit + scan.shared_read
+        line = result.notes[0]
+        assert "rows read" not in line, line  # 20 read for 20 returned, whichever the order
+        assert f"20 rows returned, {buffers:,} buffers (8 kB pages) touched" in line, line
+        searches = [n.index_searches for n in summary.nodes if n.index_searches is not None]
+        if searches:  # Postgres 18 reports each scan's descents into the index
+            assert f"in {sum(searches)} index search" in line, line
+        notes[variant] = buffers
+    assert notes["created-owner"] > notes["owner-created"]
+
+
+def test_insert_costs_are_medians_of_repeated_tries_and_noise_is_called_noise(engine, run_recipe):
+    from recipes.performance.indexes import REPEATS, middle_half, write_line
+
+    result = run_recipe(engine, "indexes", "owner-created", batch=200)
+    m = result.metrics
+    assert len(m["insert_ms_with_index_runs"]) == len(m["insert_ms_without_index_runs"]) == REPEATS
+    assert m["insert_ms_with_index"] == statistics.median(m["insert_ms_with_index_runs"])
+    (low, high), (low_without, high_without) = (
+        middle_half(m["insert_ms_with_index_runs"]),
+        middle_half(m["insert_ms_without_index_runs"]),
+    )
+    line = result.notes[-1]
+    if low <= high_without and low_without <= high:
+        assert line.endswith("within run-to-run noise.") and "%" not in line, line
+    else:
+        assert line.endswith("% with the index."), line
+    # The two outcomes of the rule, on timings that leave no doubt either way.
+    assert write_line(100, [10.4, 9.0, 12.5, 10.0, 11.0], [13.1, 8.8, 12.0, 9.5, 14.0]).endswith(
+        "within run-to-run noise."
+    )
+    assert write_line(100, [5.0, 5.2, 5.1, 9.0, 5.3], [2.0, 2.1, 1.9, 2.2, 6.0]).endswith(
+        ": +148% with the index."
+    )
 
 
 def test_sandbox_role_connection_limit_is_what_the_pool_reads(sandbox, engine, run_recipe):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections import Counter
 
 import pytest
 from django.test import Client
-from sqlalchemy import text
+from sqlalchemy import literal, select, text
 
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
+from playground.running import runner
+from recipes.base import Recipe
 
 EAGER = ("selectinload", "joinedload", "subqueryload")
 
@@ -203,3 +206,106 @@ def test_strategy_alias_and_compare_through_http():
     finally:
         for box in Sandbox.objects.all():
             sandboxes.drop(box)
+
+
+# --- exists-count: where EXISTS finds its first match, and what measuring memory costs ---------
+@pytest.mark.parametrize("index", [False, True])
+def test_exists_on_a_rare_value_late_in_the_table_reads_what_count_reads(engine, run_recipe, index):
+    rows = 5000
+    exists = run_recipe(engine, "exists-count", "exists", rows=rows, look_for="newest-user", index=index)
+    count = run_recipe(engine, "exists-count", "count", rows=rows, look_for="newest-user", index=index)
+    assert exists.rows.data == [[True]] and count.rows.data == [[1]]
+    read = exists.plan.summary.key_scan
+    if index:
+        assert read.index == "ix_users_name" and read.rows_read == 1
+    else:  # no index: the one match is the last row, so EXISTS reads the table, as count does
+        assert read.node_type == "Seq Scan" and read.rows_read == rows
+        assert count.plan.summary.key_scan.rows_read == rows
+    note = next(n for n in exists.notes if n.startswith("EXISTS stopped at its first match"))
+    assert f"after reading {read.rows_read:,} of the {rows:,} rows ({read.label}" in note
+
+
+def test_exists_on_a_common_value_stops_early_and_says_how_early(engine, run_recipe):
+    result = run_recipe(engine, "exists-count", "exists", rows=5000, match=10)
+    read = result.plan.summary.key_scan.rows_read
+    assert read < 100  # one admin in ten, spread through the table
+    assert any(f"after reading {read:,} of the 5,000 rows" in n for n in result.notes)
+
+
+def test_no_match_makes_exists_read_everything(engine, run_recipe):
+    result = run_recipe(engine, "exists-count", "exists", rows=3000, match=0)
+    assert result.rows.data == [[False]]
+    assert result.plan.summary.rows_read == 3000
+    assert any(n.startswith("No match: EXISTS read 3,000 rows") for n in result.notes)
+
+
+def test_len_all_times_come_from_an_untraced_pass(engine, run_recipe):
+    result = run_recipe(engine, "exists-count", "len-all", rows=20_000, match=100)
+    assert result.ok, result.error
+    assert result.query_count == 1  # the traced pass is not listed as the run's
+    assert result.metrics["traced_statements"] == 1
+    assert result.metrics["python_peak_kb"] > 1000
+    traced, untraced = result.metrics["traced_ms"], result.elapsed_ms
+    note = next(n for n in result.notes if n.startswith("Python allocated"))
+    assert f"which took {traced:,.1f} ms against this run's {untraced:,.1f} ms" in note
+    assert (f"×{traced / untraced:.1f} slower" in note) == (traced / untraced >= 1.2)
+
+
+def test_measured_memory_never_traces_the_run_whose_times_are_shown(engine):
+    """A variant that looks whether Python is tracing allocations: off in the run, on in the second pass."""
+    probe = Recipe(
+        slug="probe", title="Probe", section="Reading", summary="Probe.", params=(), measure_memory=True
+    )
+    seen = []
+
+    @probe.variant
+    def look(run, p):
+        """Read a row and say whether allocations are being traced"""
+        seen.append(tracemalloc.is_tracing())
+        with run.session() as session:
+            run.metric(
+                "traced_while_shown", session.scalar(run.main(select(literal(tracemalloc.is_tracing()))))
+            )
+        return None
+
+    result = runner.run(recipe=probe, variant="look", params={}, engine=engine)
+    assert result.ok, result.error
+    assert seen == [False, True]
+    assert result.metrics["traced_while_shown"] is False
+    assert result.metrics["traced_statements"] == 1 and result.query_count == 1
+
+
+# --- eager-loading: SQLAlchemy's unique() error, and a forgotten second hop ---------------------
+def test_joinedload_collection_without_unique_is_sqlalchemys_own_error(engine, run_recipe):
+    result = run_recipe(engine, "eager-loading", "joinedload-without-unique", authors=8, books_per_author=3)
+    assert not result.ok
+    assert result.error.startswith("InvalidRequestError: The unique() method must be invoked on this Result")
+    (joined,) = [s for s in result.statements if s.kind == "query"]
+    assert joined.rowcount == 24  # the query ran; building the list is what was refused
+    assert result.plan is not None
+    assert any("The joined query ran and 24 rows came back" in n for n in result.notes)
+
+    many_to_one = run_recipe(
+        engine,
+        "eager-loading",
+        "joinedload-without-unique",
+        authors=8,
+        books_per_author=3,
+        direction="books-author",
+    )
+    assert many_to_one.ok, many_to_one.error
+    assert many_to_one.metrics["parents_loaded"] == 24
+
+
+def test_a_forgotten_second_hop_moves_the_n_plus_one_down_a_level(engine, run_recipe):
+    chained = run_recipe(engine, "eager-loading", "selectinload", authors=12, books_per_author=4, nested=True)
+    forgot = run_recipe(engine, "eager-loading", "selectinload-one-hop", authors=12, books_per_author=4)
+    assert chained.query_count == 3
+    assert forgot.query_count == 2 + 12 * 4  # authors, books, then one query per book for its reviews
+    shapes = Counter(s.shape for s in forgot.statements if s.kind == "query")
+    shape, repeated = shapes.most_common(1)[0]
+    assert repeated == 48 and "FROM reviews" in shape
+    assert forgot.rows.data == chained.rows.data  # same page, 48 more round trips
+    note = next(n for n in forgot.notes if "N+1" in n)
+    assert "SELECT … FROM reviews, was sent 48 times" in note
+    assert "one query per book" in note and "The books came in 1 query" in note

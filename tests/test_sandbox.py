@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 from psycopg import sql
-from sqlalchemy import exc, text
+from sqlalchemy import create_engine, exc, text
+from sqlalchemy.pool import NullPool
 
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
@@ -166,6 +167,55 @@ def test_role_settings_are_applied(engine, sandbox, settings):
             )
         ).one()
     assert tuple(role) == (False, False, False, False, False, conf["CONNECTION_LIMIT"])
+
+
+RELAXED = {
+    "statement_timeout": "0",
+    "work_mem": "1GB",
+    "lock_timeout": "0",
+    "idle_in_transaction_session_timeout": "0",
+    "client_connection_check_interval": "0",
+    "search_path": "public",
+}
+
+
+def limits_of(conn) -> dict[str, str]:
+    return {name: conn.execute(text(f"SELECT current_setting('{name}')")).scalar_one() for name in RELAXED}
+
+
+def test_a_sandbox_role_cannot_relax_its_own_limits_for_new_connections(engine, sandbox, settings):
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit.connect() as conn:
+        configured = limits_of(conn)
+        for name, value in RELAXED.items():
+            conn.execute(text(f"ALTER ROLE CURRENT_USER SET {name} = '{value}'"))
+        # The one limit a role cannot touch at all: changing it needs a privilege it lacks.
+        with pytest.raises(exc.ProgrammingError) as raised:
+            conn.execute(text("ALTER ROLE CURRENT_USER SET temp_file_limit = -1"))
+        assert sqlstate_of(raised) == "42501"
+    assert configured["statement_timeout"] == f"{settings.PLAYGROUND['STATEMENT_TIMEOUT_MS'] // 1000}s"
+
+    # The role's own defaults did change: a client logging in without options gets them ...
+    url = sandboxes.admin_url()
+    credentials = {"user": sandbox.role, "password": sandboxes.role_password(sandbox.role)}
+    with psycopg.connect(**connect_kwargs(url, **credentials)) as plain:
+        shown = {n: plain.execute(f"SELECT current_setting('{n}')").fetchone()[0] for n in RELAXED}
+        assert shown == RELAXED
+    # ... but every new connection the app opens as the role keeps the configured limits: a new
+    # engine, and a second engine derived from it as a variant makes one (Run.engine_with).
+    sandboxes.forget_engine(sandbox.role)
+    fresh = sandboxes.engine_for(sandbox)
+    with fresh.connect() as conn:
+        assert limits_of(conn) == configured
+        assert (
+            conn.execute(text("SHOW temp_file_limit")).scalar_one() == settings.PLAYGROUND["TEMP_FILE_LIMIT"]
+        )
+    derived = create_engine(fresh.url, poolclass=NullPool)
+    try:
+        with derived.connect() as conn:
+            assert limits_of(conn) == configured
+    finally:
+        derived.dispose()
 
 
 def test_test_sandboxes_are_kept_apart_from_development_ones(sandbox):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import Client
+from django.utils.html import escape
 from sqlalchemy import text
 
 import recipes
 from playground import sandbox as sandboxes
 from playground.models import Sandbox
+from playground.web.forms import RunForm
 from recipes.results import RunResult
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,6 +52,86 @@ def test_upsert_do_nothing_returns_no_row_for_an_existing_key(engine, run_recipe
     assert result.ok, result.error
     assert result.metrics["outcome"] == "nothing returned"
     assert scalar(engine, "SELECT name FROM users WHERE email = :e", e=email) == "Kept"
+
+
+def no_broken_grammar(notes: list[str]) -> None:
+    for line in notes:
+        assert "(s)" not in line and " 1 rows" not in line and " 1 errors" not in line, line
+        assert "was nothing returned" not in line, line
+
+
+@pytest.mark.parametrize(
+    ("action", "taken", "outcome", "first_note"),
+    [
+        (
+            "do-update",
+            False,
+            "inserted",
+            "{email} was not taken yet: the upsert inserted a new row, id {id}.",
+        ),
+        (
+            "do-update",
+            True,
+            "updated",
+            "{email} was already taken: the same statement updated that row, id {id}, instead of "
+            "inserting; RETURNING gave it back with name = 'Second'.",
+        ),
+        (
+            "do-nothing",
+            False,
+            "inserted",
+            "{email} was not taken yet: the upsert inserted a new row, id {id} (DO NOTHING acts only "
+            "on a key that exists).",
+        ),
+        (
+            "do-nothing",
+            True,
+            "nothing returned",
+            "{email} was already taken: DO NOTHING left row {id} as it was, and RETURNING gave back no "
+            "row at all; the row shown was read by a SELECT of its own.",
+        ),
+    ],
+    ids=["update-new", "update-taken", "nothing-new", "nothing-taken"],
+)
+def test_upsert_notes_read_right_for_every_action_and_outcome(
+    engine, run_recipe, action, taken, outcome, first_note
+):
+    email = f"{action}-{taken}@example.com"
+    if taken:
+        run_recipe(engine, "upsert", "on-conflict", email=email, name="First")
+    result = run_recipe(engine, "upsert", "on-conflict", email=email, name="Second", action=action)
+    assert result.ok, result.error
+    assert result.metrics["outcome"] == outcome
+    user_id = scalar(engine, "SELECT id FROM users WHERE email = :e", e=email)
+    assert result.notes[0] == first_note.format(email=email, id=user_id)
+    assert result.notes[1] == "2 statements sent in all: 1 INSERT … ON CONFLICT, 1 SELECT."
+    no_broken_grammar(result.notes)
+
+
+@pytest.mark.parametrize(
+    ("variant", "workers", "action"),
+    [
+        ("select-then-insert", 2, "do-update"),
+        ("on-conflict-race", 1, "do-update"),
+        ("on-conflict-race", 3, "do-nothing"),
+    ],
+)
+def test_race_notes_count_in_words_that_agree(engine, run_recipe, variant, workers, action):
+    result = run_recipe(engine, "upsert", variant, email="agree@example.com", workers=workers, action=action)
+    assert result.ok, result.error
+    no_broken_grammar(result.notes)
+    first = result.notes[0]
+    assert first.startswith(f"{workers} worker{'s' if workers > 1 else ''}")
+    assert first.endswith("the email now has 1 row.")
+    if workers == 1:
+        assert first.startswith("1 worker: 0 errors, 1 insert, 0 updates;"), first
+    if action == "do-nothing":
+        assert f"{workers - 1} with nothing returned (DO NOTHING)" in first, first
+    if variant == "select-then-insert" and result.metrics["errors"] == 1:
+        assert result.notes[1] == (
+            "1 worker inserted the row; 1 other had also seen no row, inserted anyway and was stopped "
+            "only by the unique index."
+        )
 
 
 def test_upsert_on_a_non_unique_column_is_postgres_error_not_a_500():
@@ -207,7 +290,7 @@ def test_bulk_insert_puts_exactly_rows_rows_in_the_table(engine, run_recipe, pat
     defaulted = scalar(engine, "SELECT count(source) FROM bulk_items")
     assert result.metrics["python_default_applied"] == defaulted
     carrying = [s for s in result.statements if s.sql.startswith(("INSERT", "COPY"))]
-    assert result.metrics["batches"] == len(carrying)
+    assert result.metrics["driver_calls"] == len(carrying)
     assert sum(s.rowcount for s in carrying) == rows
     assert result.metrics["rows_per_s"] > 0
 
@@ -217,9 +300,70 @@ def test_executemany_statement_count_is_what_the_capture_saw(engine, run_recipe)
     result = run_recipe(engine, "bulk-insert", "executemany", rows=rows)
     assert result.ok, result.error
     inserts = [s for s in result.statements if s.sql.startswith("INSERT INTO bulk_items")]
-    assert result.metrics["statements"] == len(inserts)
+    assert result.metrics["driver_calls"] == len(inserts)
     assert sum(s.batches for s in inserts) == rows  # every parameter set accounted for
     assert all(len(s.parameters) + s.parameters_omitted == s.batches for s in inserts)
+
+
+# Driver calls, parameter sets, and the statements Postgres executed (counted from xmin/cmin).
+SHAPES = {
+    "add-loop": (3, 2_500, 3),
+    "executemany": (1, 2_500, 2_500),
+    "values": (3, 3, 3),
+    "returning": (3, 2_500, 3),
+    "copy": (1, 0, 1),
+}
+
+
+@pytest.mark.parametrize(("path", "shape"), SHAPES.items(), ids=SHAPES)
+def test_bulk_insert_tells_calls_from_parameter_sets_from_statements_executed(
+    engine, run_recipe, path, shape
+):
+    rows, batch = 2_500, 1_000
+    result = run_recipe(engine, "bulk-insert", path, rows=rows, batch_size=batch)
+    assert result.ok, result.error
+    m = result.metrics
+    assert (m["driver_calls"], m["parameter_sets"], m["statements_executed"]) == shape
+    # What the capture says Postgres was asked to run is what the rows say it ran.
+    carrying = [s for s in result.statements if s.sql.startswith(("INSERT", "COPY"))]
+    assert sum(s.executions for s in carrying) == m["executions_sent"] == m["statements_executed"]
+    most = 1 if path == "executemany" else rows if path == "copy" else batch
+    assert m["rows_per_statement_max"] == most
+    first = result.notes[0]
+    assert f"Postgres executed {m['statements_executed']:,} statement" in first, first
+    assert (
+        "1 driver call " in first if m["driver_calls"] == 1 else f"{m['driver_calls']} driver calls" in first
+    )
+    assert "(s)" not in " ".join(result.notes)
+
+
+def test_bulk_insert_title_promises_no_single_statement():
+    recipe = recipes.get("bulk-insert")
+    assert "one statement" not in recipe.title and recipe.summary.splitlines()[0].rstrip(".") == recipe.title
+
+
+def test_executemany_note_says_each_parameter_set_was_an_insert(engine, run_recipe):
+    result = run_recipe(engine, "bulk-insert", "executemany", rows=500)
+    assert result.ok, result.error
+    assert result.notes[1] == (
+        "1 executemany call handed psycopg 500 parameter sets, and each became an INSERT of its own "
+        "on the server."
+    )
+
+
+def test_the_page_shows_executions_beside_parameter_sets(engine, run_recipe):
+    recipe = recipes.get("bulk-insert")
+    for variant, label in (
+        ("executemany", "800 parameter sets, 800 executions"),
+        ("returning", "800 parameter sets in one statement"),
+    ):
+        result = run_recipe(engine, "bulk-insert", variant, rows=800, batch_size=1_000)
+        html = render_to_string(
+            "recipe.html#results",
+            {"recipe": recipe, "form": RunForm(recipe), "result": result, "problem": None},
+        )
+        assert label in html
+        assert escape(result.notes[0]) in html
 
 
 def test_batched_inserts_count_rows_per_statement_and_keep_the_capture_small(engine, run_recipe):

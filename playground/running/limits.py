@@ -2,6 +2,7 @@
 
 - `spend_runs` / `take_runs`: the per-session run rate (a token bucket in the app database, so that every
   worker and every instance behind a load balancer sees the same count).
+- `pay_for_sweep`: a sweep pays for all its points before the first one runs, never midway.
 - `explain_error`: a database error from a run (a timeout, a limit, a restart) gets a sentence
   saying what happened and what to do, in front of the server's own message.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
 
 from django.db import connection
+from django.utils import timezone
 
 from playground.conf import setting
 from playground.models import RunAllowance
@@ -37,41 +40,115 @@ def take_runs(session, cost: int = 1) -> float | None:
 
     One atomic upsert: concurrent requests of a session (several workers) serialize on its row.
     """
+    allowed, tokens = _take(session, cost)
+    return None if allowed else _wait(min(cost, setting("RUN_BURST")), tokens)
+
+
+def _take(session, cost: int) -> tuple[bool, float]:
+    """(allowed, runs left in the bucket) after asking for `cost` runs."""
     if session.session_key is None:
         session.save()  # a first request: give the session its key now
     burst = setting("RUN_BURST")
     rate = setting("RUNS_PER_MINUTE") / 60
     cost = min(cost, burst)
-    sql = _TAKE.format(table=connection.ops.quote_name(RunAllowance._meta.db_table), refill=_REFILL)
+    sql = _TAKE.format(table=_table(), refill=_REFILL)
     with connection.cursor() as cursor:
         cursor.execute(sql, {"key": session.session_key, "burst": burst, "cost": cost, "rate": rate})
         allowed, tokens = cursor.fetchone()
-    if allowed:
-        return None
+    return allowed, tokens
+
+
+def _wait(cost: int, tokens: float) -> float:
+    rate = setting("RUNS_PER_MINUTE") / 60
     return math.ceil((cost - tokens) / rate) if rate > 0 else 3600.0
+
+
+def _table() -> str:
+    return connection.ops.quote_name(RunAllowance._meta.db_table)
 
 
 class TooManyRuns(Exception):
     """This session has spent its run allowance for now."""
 
-    def __init__(self, wait: float):
-        super().__init__(rate_message(wait))
+    def __init__(self, wait: float, *, needed: int = 1, available: float | None = None):
+        super().__init__(rate_message(wait, needed=needed, available=available))
         self.wait = wait
         """Seconds until the allowance has refilled enough."""
 
 
 def spend_runs(session, cost: int = 1) -> None:
     """Spend `cost` runs of this session's allowance, or raise `TooManyRuns`."""
-    wait = take_runs(session, cost)
-    if wait is not None:
-        raise TooManyRuns(wait)
+    allowed, tokens = _take(session, cost)
+    if not allowed:
+        cost = min(cost, setting("RUN_BURST"))
+        raise TooManyRuns(_wait(cost, tokens), needed=cost, available=tokens)
 
 
-def rate_message(wait: float) -> str:
-    return (
-        f"Too many runs: this session may start {setting('RUN_BURST')} runs in a row, then "
-        f"{setting('RUNS_PER_MINUTE')} a minute. Try again in {wait:.0f} s."
+# --- a sweep: paid as a whole, before its first point -----------------------------------------
+_DRAW = """
+UPDATE {table} SET tokens = tokens - %(cost)s, updated_at = statement_timestamp()
+WHERE key = %(key)s AND tokens >= %(cost)s
+RETURNING tokens
+"""
+
+
+def pay_for_sweep(session, sweep: uuid.UUID, *, now: int, later: int) -> None:
+    """Pay for the `now` runs of a sweep's request, and for the `later` runs of its points to come.
+
+    The first request of a sweep spends `now + later` of the session's allowance at once (or raises
+    `TooManyRuns` before anything runs), and keeps `later` as the sweep's credit; each next point is
+    drawn from that credit, so a sweep that started never stops midway for want of runs. A request
+    that finds no credit left (a point asked twice) pays again for every point still to come.
+
+    The credit is a row of the allowance table keyed by the sweep: one atomic UPDATE draws from it,
+    so concurrent requests cannot spend it twice, and it goes with the stale buckets an hour on.
+    """
+    key = f"sweep:{sweep}"
+    with connection.cursor() as cursor:
+        cursor.execute(_DRAW.format(table=_table()), {"key": key, "cost": now})
+        if cursor.fetchone() is not None:
+            return
+    spend_runs(session, now + later)
+    if later:
+        RunAllowance.objects.update_or_create(
+            key=key, defaults={"tokens": later, "allowed": True, "updated_at": timezone.now()}
+        )
+
+
+_REFUND = """
+UPDATE {table} SET tokens = LEAST(%(burst)s::float8, tokens + %(runs)s) WHERE key = %(key)s
+"""
+
+
+def refund_sweep(session, sweep: uuid.UUID, *, unused: int) -> None:
+    """Give back what a stopped sweep paid for and will not run: its credit, and the `unused` runs
+    of the request that stopped it, so that trying again soon is not refused for want of runs."""
+    credit = RunAllowance.objects.filter(key=f"sweep:{sweep}")
+    left = credit.values_list("tokens", flat=True).first() or 0.0
+    credit.delete()
+    params = {"key": session.session_key, "runs": left + unused, "burst": setting("RUN_BURST")}
+    with connection.cursor() as cursor:
+        cursor.execute(_REFUND.format(table=_table()), params)
+
+
+def sweep_credit(sweep: uuid.UUID) -> float:
+    """Runs a sweep has paid for and not yet used."""
+    found = RunAllowance.objects.filter(key=f"sweep:{sweep}").values_list("tokens", flat=True).first()
+    return found or 0.0
+
+
+def rate_message(wait: float, *, needed: int = 1, available: float | None = None) -> str:
+    allowance = (
+        f"this session may start {setting('RUN_BURST')} runs in a row, then "
+        f"{setting('RUNS_PER_MINUTE')} a minute"
     )
+    if needed > 1 and available is not None:
+        return (
+            f"Not enough runs left: this needs {needed} runs and the allowance holds "
+            f"{math.floor(max(available, 0))} right now ({allowance}). Nothing ran. "
+            f"Try again in {wait:.0f} s, or ask for fewer."
+        )
+    return f"Too many runs: {allowance}. Try again in {wait:.0f} s."
 
 
 # --- what a database error means to the person ----------------------------------------------
@@ -87,6 +164,9 @@ _DISCONNECTED = (
     "no such file or directory",
     "the database system is",
 )
+
+
+_SERVER_FULL = ("remaining connection slots are reserved", "too many clients already")
 
 
 def _hints() -> dict[str, str]:
@@ -116,6 +196,10 @@ def _hints() -> dict[str, str]:
             "limit); wait for the other runs to finish or use fewer workers."
         ),
         "53100": "The database server is out of disk space; the run was rolled back.",
+        "server_full": (
+            "The database server has no connection left for sandboxes right now (every slot is "
+            "taken by runs in progress); nothing ran. Try again in a few seconds."
+        ),
         "disconnected": (
             "The connection to the database was lost (the server restarted, or the session was "
             "terminated): the transaction was rolled back and the connection discarded. "
@@ -136,6 +220,8 @@ def explain_error(message: str | None) -> str | None:
         key = "timeout"
     elif "too many connections for role" in lowered:  # refused at login: no SQLSTATE attached
         key = "53300"
+    elif any(s in lowered for s in _SERVER_FULL):  # the server's slots, not the role's limit
+        key = "server_full"
     elif code in hints:
         key = code
     elif (code and code[:2] in {"08", "57"}) or any(s in lowered for s in _DISCONNECTED):

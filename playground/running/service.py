@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import recipes
 from playground import sandbox
 from playground.conf import setting
 from playground.models import Run, Sandbox
-from playground.running import apart, limits, runner
+from playground.running import apart, limits, runner, sweeps
 from playground.running.deadline import Watch
 from playground.running.sweeps import SweepSpec, sweep_lines
 from playground.sandbox.engines import SANDBOX_MAX_OVERFLOW
 from recipes.base import Cost, Recipe
-from recipes.results import RunResult, result_from_json
+from recipes.results import RunResult, result_from_json, stored_as
 from recipes.validation import InvalidParams
 
 SESSION_KEY = "sandbox"
@@ -53,32 +53,93 @@ def run_recipe(
     request's client left, see `deadline.client_of`). A heavy one waits its turn among the few,
     and runs in a process of its own (`playground.running.apart`).
     """
+    box, (result,) = _runs(session, recipe, variant, params, repeats=1, client_gone=client_gone)
+    return _keep(box, recipe, variant, result, sweep) if keep else result
+
+
+def run_point(
+    session,
+    recipe: Recipe,
+    variant: str,
+    params: dict[str, Any],
+    *,
+    sweep: uuid.UUID,
+    y: str,
+    client_gone: Callable[[], bool] | None = None,
+) -> RunResult:
+    """One point of a sweep's line, kept in the history: for a time, the middle of
+    `sweeps.REPEATS` runs by that time; for a count, which is the same on every run, one run."""
+    repeats = sweeps.REPEATS if y in sweeps.TIMES else 1
+    box, results = _runs(session, recipe, variant, params, repeats=repeats, client_gone=client_gone)
+    ordered = sorted(results, key=lambda r: figure(r, y) or 0.0)
+    failed = [r for r in results if not r.ok]
+    result = failed[0] if failed else ordered[len(ordered) // 2]
+    return _keep(box, recipe, variant, result, sweep)
+
+
+def figure(result: RunResult, name: str) -> float | None:
+    """One of `SWEEP_FIGURES` of a run, as its stored `Run` holds it."""
+    return result.figures.rows_read if name == "rows_read" else getattr(result, name)
+
+
+def _runs(
+    session,
+    recipe: Recipe,
+    variant: str,
+    params: dict[str, Any],
+    *,
+    repeats: int,
+    client_gone: Callable[[], bool] | None,
+) -> tuple[Sandbox, list[RunResult]]:
+    """`repeats` runs back to back in one run slot (a heavy one if the declared cost says so),
+    stopping at the first that fails; each run has its own deadline. Each result is cut to what a
+    page shows (`RunResult.trimmed`)."""
     box = sandbox_for(session)
     sandbox.check_quota(box)
     heavy = is_heavy(recipe.cost_of(variant, params))
+    results: list[RunResult] = []
     with sandbox.run_slot(heavy=heavy):
-        if heavy and recipes.get(recipe.slug) is recipe:  # the child finds it by its slug
-            result = _run_apart(box, recipe, variant, params, client_gone)
-        else:
-            watch = Watch(
-                setting("RUN_DEADLINE_SECONDS"),
-                client_gone=client_gone,
-                max_statements=setting("MAX_STATEMENTS_PER_RUN"),
-            )
-            result = runner.run(
-                recipe=recipe,
-                variant=variant,
-                params=params,
-                engine=sandbox.engine_for(box),
-                max_rows=setting("MAX_ROWS_SHOWN"),
-                watch=watch,
-            )
-    if not result.ok:
-        result = replace(result, error=limits.explain_error(result.error))
-    result = result.trimmed(setting("STATEMENTS_SHOWN"), setting("RESULT_MAX_KB") * 1024)
-    if not keep:
-        return result
-    Run.objects.create(
+        while len(results) < repeats and (not results or results[-1].ok):
+            results.append(_one(box, recipe, variant, params, heavy=heavy, client_gone=client_gone))
+    shown = (setting("STATEMENTS_SHOWN"), setting("RESULT_MAX_KB") * 1024)
+    return box, [
+        (r if r.ok else replace(r, error=limits.explain_error(r.error))).trimmed(*shown) for r in results
+    ]
+
+
+def _one(
+    box: Sandbox,
+    recipe: Recipe,
+    variant: str,
+    params: dict[str, Any],
+    *,
+    heavy: bool,
+    client_gone: Callable[[], bool] | None,
+) -> RunResult:
+    """One run, bounded by a deadline, a statement count and its client: a heavy one in a
+    process of its own, a light one here."""
+    if heavy and recipes.get(recipe.slug) is recipe:  # the child finds it by its slug
+        return _run_apart(box, recipe, variant, params, client_gone)
+    watch = Watch(
+        setting("RUN_DEADLINE_SECONDS"),
+        client_gone=client_gone,
+        max_statements=setting("MAX_STATEMENTS_PER_RUN"),
+    )
+    return runner.run(
+        recipe=recipe,
+        variant=variant,
+        params=params,
+        engine=sandbox.engine_for(box),
+        max_rows=setting("MAX_ROWS_SHOWN"),
+        watch=watch,
+    )
+
+
+def _keep(
+    box: Sandbox, recipe: Recipe, variant: str, result: RunResult, sweep: uuid.UUID | None
+) -> RunResult:
+    """Store the run in the session's history, its result cut to what storage keeps."""
+    stored = Run.objects.create(
         sandbox=box,
         recipe=recipe.slug,
         variant=variant,
@@ -91,7 +152,7 @@ def run_recipe(
         result=result.trimmed(setting("STORED_STATEMENTS"), setting("STORED_RESULT_MAX_KB") * 1024).to_json(),
         sweep=sweep,
     )
-    return result
+    return stored_as(result, stored.pk)
 
 
 def _run_apart(
@@ -140,22 +201,56 @@ def sweep_step(
             problems = " ".join(m for messages in exc.errors.values() for m in messages)
             refused.append(f"{line_recipe.title} · {variant} at {label} = {x:,}: {problems}")
             continue
-        run_recipe(
-            session, line_recipe, chosen.variant, dict(chosen.params), sweep=sweep, client_gone=client_gone
+        run_point(
+            session,
+            line_recipe,
+            chosen.variant,
+            dict(chosen.params),
+            sweep=sweep,
+            y=spec.y,
+            client_gone=client_gone,
         )
     return refused
 
 
-def sweep_points(session, sweep: uuid.UUID, spec: SweepSpec) -> dict[str, list[tuple[float, float]]]:
-    """The sweep's runs so far as (x, y) points, one list per recipe and variant."""
+@dataclass(frozen=True)
+class SweepPoints:
+    """What a sweep has drawn so far."""
+
+    lines: dict[str, list[tuple[float, float]]]
+    """"recipe · variant" → (x, y) points, in the order they ran."""
+    failed: list[str]
+    """Points left out because their run failed when it was not meant to (a timeout, say)."""
+
+
+def sweep_points(session, sweep: uuid.UUID, spec: SweepSpec) -> SweepPoints:
+    """The sweep's runs so far as (x, y) points, one list per recipe and variant.
+
+    A run that failed on purpose (raiseload…) is drawn like any other; one that failed otherwise
+    is left out of its line, since its figures measure the failure, and listed instead.
+    """
     runs = Run.objects.filter(sandbox__role=session.get(SESSION_KEY), sweep=sweep).defer("result")
-    data: dict[str, list[tuple[float, float]]] = {}
+    lines: dict[str, list[tuple[float, float]]] = {}
+    failed = []
     for r in runs.order_by("created_at"):
-        y = getattr(r, spec.y)
-        if y is None or spec.param not in r.params:
+        if spec.param not in r.params:
             continue
-        data.setdefault(f"{r.recipe} · {r.variant}", []).append((r.params[spec.param], y))
-    return data
+        line, x, y = f"{r.recipe} · {r.variant}", r.params[spec.param], getattr(r, spec.y)
+        if not r.ok and not _fails_on_purpose(r.recipe, r.variant):
+            failed.append(f"{line} at {spec.param} = {x:,} failed: {_error_of(r)}")
+        elif y is not None:
+            lines.setdefault(line, []).append((x, y))
+    return SweepPoints(lines=lines, failed=failed)
+
+
+def _error_of(run: Run) -> str:
+    return Run.objects.filter(pk=run.pk).values_list("result__error", flat=True).first() or "no message"
+
+
+def _fails_on_purpose(slug: str, variant: str) -> bool:
+    recipe = recipes.get(slug)
+    found = recipe.variants.get(variant) if recipe else None
+    return bool(found and found.fails_on_purpose)
 
 
 def history(session, limit: int = 20) -> list[Run]:

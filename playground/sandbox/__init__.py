@@ -11,12 +11,16 @@ each lives:
 - `database`  the sandbox database: its URL, the role password, creating and locking it down
 - `engines`   the admin engine, one pooled engine per recent sandbox, run slots, connection budget
 - `roles`     a sandbox's role and schema: provision, reset, drop
+- `admission` who gets a new sandbox (the instance's cap, each client address's share), and
+              when an idle one is due
 - `registry`  the registry rows: claim, touch, size and quota, reaping idle sandboxes
+- `reaper`    the loop every web process runs to reap, one process at a time
 - `errors`    the refusals (SandboxLimitError and its kinds), each with its HTTP status
 """
 
 from __future__ import annotations
 
+from playground.sandbox.admission import client_key, current_client
 from playground.sandbox.database import ACL_LOCK, acl_lock, admin_url, role_password
 from playground.sandbox.engines import (
     admin_engine,
@@ -27,21 +31,31 @@ from playground.sandbox.engines import (
     forget_engine,
     run_slot,
 )
-from playground.sandbox.errors import SandboxBusyError, SandboxLimitError, SandboxQuotaError
+from playground.sandbox.errors import (
+    SandboxBusyError,
+    SandboxesPerClientError,
+    SandboxLimitError,
+    SandboxQuotaError,
+)
+from playground.sandbox.reaper import Reaper, reap_once, reaper_lock
 from playground.sandbox.registry import check_quota, claim, reap, size_bytes, touch
 from playground.sandbox.roles import drop, provision, reset
 
 __all__ = [
     "ACL_LOCK",
+    "Reaper",
     "SandboxBusyError",
     "SandboxLimitError",
+    "SandboxesPerClientError",
     "SandboxQuotaError",
     "acl_lock",
     "admin_engine",
     "admin_url",
     "check_quota",
     "claim",
+    "client_key",
     "connection_budget",
+    "current_client",
     "dispose_engines",
     "drop",
     "engine_for",
@@ -49,6 +63,8 @@ __all__ = [
     "forget_engine",
     "provision",
     "reap",
+    "reap_once",
+    "reaper_lock",
     "reset",
     "role_password",
     "run_slot",

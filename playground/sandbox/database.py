@@ -30,10 +30,11 @@ def admin_url() -> URL:
         return make_url(setting("SANDBOX_DATABASE_URL")).set(drivername="postgresql+psycopg")
     app = connection.settings_dict
     query = {"host": app["HOST"]} if str(app["HOST"]).startswith("/") else {}
+    user, password = setting("SANDBOX_ADMIN") or (app["USER"], app["PASSWORD"])
     return URL.create(
         "postgresql+psycopg",
-        username=app["USER"] or None,
-        password=app["PASSWORD"] or None,
+        username=user or None,
+        password=password or None,
         host=None if query else (app["HOST"] or None),
         port=int(app["PORT"]) if app["PORT"] else None,
         database=f"{app['NAME']}_sandbox",
@@ -44,6 +45,40 @@ def admin_url() -> URL:
 def role_password(role: str) -> str:
     """The password of sandbox role `role`: derived from SECRET_KEY, so nothing secret is stored."""
     return hmac.new(settings.SECRET_KEY.encode(), role.encode(), hashlib.sha256).hexdigest()
+
+
+def session_limits(role: str) -> dict[str, str]:
+    """The settings every session of sandbox `role` runs under.
+
+    They are the role's own settings (for any client that logs in as it) and are sent again as
+    startup options by the app's connections (`startup_options`): a role may change its own
+    defaults (`ALTER ROLE CURRENT_USER SET statement_timeout = 0`), but options a client sends at
+    connection time take precedence over role settings, so the app's sessions keep these.
+    """
+    return {
+        "search_path": role,
+        "statement_timeout": str(setting("STATEMENT_TIMEOUT_MS")),
+        "lock_timeout": str(setting("LOCK_TIMEOUT_MS")),
+        "idle_in_transaction_session_timeout": str(setting("IDLE_IN_TRANSACTION_TIMEOUT_MS")),
+        "work_mem": str(setting("WORK_MEM")),
+        "temp_file_limit": str(setting("TEMP_FILE_LIMIT")),
+        # A query whose client went away (a killed worker) is cancelled at the next check.
+        "client_connection_check_interval": str(setting("CLIENT_CHECK_INTERVAL_MS")),
+    }
+
+
+SUPERUSER_ONLY = frozenset({"temp_file_limit"})
+"""Settings a role cannot change on itself, nor send at login: its role setting is authoritative."""
+
+
+def startup_options(role: str) -> str:
+    """libpq `options` carrying the role's limits, for every connection the app opens as it."""
+    escape = str.maketrans({"\\": "\\\\", " ": "\\ "})
+    return " ".join(
+        f"-c {name}={value.translate(escape)}"
+        for name, value in session_limits(role).items()
+        if name not in SUPERUSER_ONLY
+    )
 
 
 def ensure_database(url: URL) -> None:
@@ -69,15 +104,26 @@ def ensure_database(url: URL) -> None:
 
 
 def lock_down(engine: Engine, url: URL) -> None:
-    """Nobody but a sandbox's own role gets in; public schema closed; app database closed."""
-    statements = [
-        sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(url.database)),
-        sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"),
-    ]
+    """Nobody but a sandbox's own role gets in; public schema closed; app database closed.
+
+    Each is done only while PUBLIC still has the privilege: the app database belongs to another
+    role, which may have closed it already (the embedded server's setup does).
+    """
     app_db = connection.settings_dict["NAME"]
-    if app_db != url.database:
-        statements.append(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(app_db)))
+    databases = [url.database] + ([app_db] if app_db != url.database else [])
     with engine.connect() as conn, acl_lock(conn):
+        open_to_all = conn.execute(
+            text(
+                "SELECT datname FROM pg_database WHERE datname = ANY(:dbs) "
+                "AND has_database_privilege('public', oid, 'CONNECT, TEMPORARY')"
+            ),
+            {"dbs": databases},
+        ).scalars()
+        statements = [
+            sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db)) for db in open_to_all
+        ]
+        if conn.execute(text("SELECT has_schema_privilege('public', 'public', 'CREATE, USAGE')")).scalar():
+            statements.append(sql.SQL("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
         for stmt in statements:
             try:
                 conn.execute(text(stmt.as_string()))

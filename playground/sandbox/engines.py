@@ -14,7 +14,13 @@ from sqlalchemy import URL, Connection, Engine, create_engine, text
 from playground.conf import setting
 from playground.models import Sandbox
 from playground.running.engine import sandbox_engine
-from playground.sandbox.database import admin_url, ensure_database, lock_down, role_password
+from playground.sandbox.database import (
+    admin_url,
+    ensure_database,
+    lock_down,
+    role_password,
+    startup_options,
+)
 from playground.sandbox.errors import SandboxBusyError
 
 # Connections one process can hold on the server, at most:
@@ -172,7 +178,13 @@ def engine_for(sandbox: Sandbox) -> Engine:
             _engines.move_to_end(sandbox.role)
             return engine
     admin = admin_engine().url
-    url = admin.set(username=sandbox.role, password=role_password(sandbox.role))
+    # The role's limits travel in the URL as startup options, where the role cannot relax them;
+    # in the URL, so that a second engine a variant makes from it (Run.engine_with) has them too.
+    url = admin.set(
+        username=sandbox.role,
+        password=role_password(sandbox.role),
+        query={**admin.query, "options": startup_options(sandbox.role)},
+    )
     engine = sandbox_engine(url, pool_size=setting("SANDBOX_POOL_SIZE"), max_overflow=SANDBOX_MAX_OVERFLOW)
     evicted = []
     with _lock:

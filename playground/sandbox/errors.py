@@ -8,9 +8,20 @@ class SandboxLimitError(Exception):
 
     status = 503
 
+    def __init__(self, message: str = "", *, retry_after: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        """Seconds after which asking again may work, when the refusal knows (else a default)."""
+
 
 class SandboxBusyError(SandboxLimitError):
     """Every run slot of this process is taken."""
+
+
+class SandboxesPerClientError(SandboxLimitError):
+    """The client's address already holds as many sandboxes as one address may."""
+
+    status = 429
 
 
 class SandboxQuotaError(SandboxLimitError):

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from playground.conf import setting
 from playground.models import RunAllowance, Sandbox
+from playground.sandbox.admission import expiry
 from playground.sandbox.engines import admin_engine
 from playground.sandbox.errors import SandboxQuotaError
 from playground.sandbox.roles import drop
@@ -30,10 +31,14 @@ def claim(role: str) -> Sandbox | None:
     table = connection.ops.quote_name(Sandbox._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} SET last_used_at = %s WHERE role = %s RETURNING id, created_at", [now, role]
+            f"UPDATE {table} SET last_used_at = %s, uses = uses + 1 WHERE role = %s "
+            "RETURNING id, created_at, client, uses",
+            [now, role],
         )
         row = cursor.fetchone()
-    return Sandbox(id=row[0], role=role, created_at=row[1], last_used_at=now) if row else None
+    if row is None:
+        return None
+    return Sandbox(id=row[0], role=role, created_at=row[1], last_used_at=now, client=row[2], uses=row[3])
 
 
 def touch(sandbox: Sandbox) -> bool:
@@ -92,24 +97,27 @@ def check_quota(sandbox: Sandbox) -> int:
 
 # --- reaping --------------------------------------------------------------------------------
 def reap(idle_seconds: int | None = None) -> list[str]:
-    """Drop sandboxes idle for longer than `idle_seconds`; safe to run from many processes.
+    """Drop sandboxes due (see `admission.expiry`), or idle for longer than `idle_seconds` when
+    given; safe to run from many processes.
 
     Each candidate row is locked with SKIP LOCKED, so two reapers never pick the same sandbox,
     and a sandbox whose role has a session that is not idle (a query running, a transaction
     open) is left alone. A request touching the sandbox meanwhile waits on the row lock and,
     finding the row gone, provisions a new sandbox (see `touch`).
     """
-    idle = idle_seconds if idle_seconds is not None else setting("SANDBOX_IDLE_SECONDS")
-    cutoff = timezone.now() - timedelta(seconds=idle)
+    now = timezone.now()
+    if idle_seconds is None:
+        due = Sandbox.objects.alias(expires_at=expiry()).filter(expires_at__lt=now)
+    else:
+        due = Sandbox.objects.filter(last_used_at__lt=now - timedelta(seconds=idle_seconds))
     # Run allowances untouched for an hour are full again: forgetting them changes nothing.
-    RunAllowance.objects.filter(updated_at__lt=timezone.now() - timedelta(hours=1)).delete()
+    RunAllowance.objects.filter(updated_at__lt=now - timedelta(hours=1)).delete()
     dropped: list[str] = []
     seen: list[str] = []
     while True:
         with transaction.atomic():
             sandbox = (
-                Sandbox.objects.select_for_update(skip_locked=True)
-                .filter(last_used_at__lt=cutoff)
+                due.select_for_update(skip_locked=True)
                 .exclude(role__in=seen)
                 .order_by("last_used_at")
                 .first()

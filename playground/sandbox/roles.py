@@ -4,36 +4,32 @@ from __future__ import annotations
 
 import secrets
 
-from django.utils import timezone
 from psycopg import sql
 from sqlalchemy import text
 
 from playground.conf import setting
 from playground.models import Sandbox
-from playground.sandbox.database import ACL_LOCK, acl_lock, role_password
+from playground.sandbox.admission import admit, current_client
+from playground.sandbox.database import ACL_LOCK, acl_lock, role_password, session_limits
 from playground.sandbox.engines import admin_engine, forget_engine
-from playground.sandbox.errors import SandboxLimitError
 
 
-def provision() -> Sandbox:
-    """Create a new sandbox (role, schema, registry row)."""
-    if Sandbox.objects.count() >= setting("MAX_SANDBOXES"):
-        raise SandboxLimitError(
-            "This playground is full: every sandbox slot is in use. Try again in a while."
-        )
+def provision(client: str | None = None) -> Sandbox:
+    """Create a new sandbox (registry row, role, schema) for `client` (default: the client of
+    the request being served), or refuse with `SandboxLimitError` when a limit says no."""
     role = f"{setting('ROLE_PREFIX')}{secrets.token_hex(6)}"
+    box = admit(role, current_client.get() if client is None else client)
+    try:
+        _create(role)
+    except BaseException:
+        Sandbox.objects.filter(pk=box.pk).delete()
+        raise
+    return box
+
+
+def _create(role: str) -> None:
     engine = admin_engine()
     ident = sql.Identifier(role)
-    settings_sql = {
-        "search_path": role,
-        "statement_timeout": setting("STATEMENT_TIMEOUT_MS"),
-        "lock_timeout": setting("LOCK_TIMEOUT_MS"),
-        "idle_in_transaction_session_timeout": setting("IDLE_IN_TRANSACTION_TIMEOUT_MS"),
-        "work_mem": setting("WORK_MEM"),
-        "temp_file_limit": setting("TEMP_FILE_LIMIT"),
-        # A query whose client went away (a killed worker) is cancelled at the next check.
-        "client_connection_check_interval": setting("CLIENT_CHECK_INTERVAL_MS"),
-    }
     # One round trip, one transaction: the role, its settings, CONNECT on the database and its
     # schema appear together or not at all. The ACL lock is a transaction-level one here, held
     # until the batch commits.
@@ -43,8 +39,8 @@ def provision() -> Sandbox:
             "NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS"
         ).format(ident, sql.Literal(role_password(role)), sql.Literal(setting("CONNECTION_LIMIT"))),
         *(
-            sql.SQL("ALTER ROLE {} SET {} = {}").format(ident, sql.Identifier(name), sql.Literal(str(value)))
-            for name, value in settings_sql.items()
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(ident, sql.Identifier(name), sql.Literal(value))
+            for name, value in session_limits(role).items()
         ),
         sql.SQL("SELECT pg_advisory_xact_lock({})").format(sql.Literal(ACL_LOCK)),
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(engine.url.database), ident),
@@ -54,7 +50,6 @@ def provision() -> Sandbox:
         # Without parameters psycopg sends the batch as one simple query: Postgres runs it as a
         # single implicit transaction even on this autocommit connection.
         conn.connection.dbapi_connection.execute(sql.SQL(";\n").join(statements))
-    return Sandbox.objects.create(role=role, last_used_at=timezone.now())
 
 
 def reset(sandbox: Sandbox) -> None:

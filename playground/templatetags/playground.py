@@ -114,6 +114,13 @@ def timeline_lanes(timeline):
 
 
 @register.filter
+def call_bars(per_call):
+    from playground.web.charts import call_bars as bars
+
+    return bars(per_call)
+
+
+@register.filter
 def statement_stats(value):
     """Groups of same-shape statements and the headline counts (see recipes.stats), of a list of
     statements or of a RunResult (then counting the queries its list leaves out)."""

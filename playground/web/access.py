@@ -1,13 +1,18 @@
-"""Who reaches what: the health probe before anything else, and an optional login wall.
+"""Who reaches what: the health probe before anything else, who the client is, and an optional
+login wall.
 
 `HealthCheckMiddleware` sits first so that an orchestrator's probe is answered whatever Host
-header it sends and over plain HTTP, without touching sessions. `LoginRequiredMiddleware` is
-always installed and does nothing unless `PLAYGROUND["REQUIRE_LOGIN"]` is on; then every page and
-API needs a signed-in user: a browser is sent to the login page, an htmx request is told to go
-there, a JSON client gets a 401 with a JSON body.
+header it sends and over plain HTTP, without touching sessions. `ClientAddressMiddleware` tells
+the sandbox layer which client a request comes from (each address may hold only so many
+sandboxes). `LoginRequiredMiddleware` is always installed and does nothing unless
+`PLAYGROUND["REQUIRE_LOGIN"]` is on; then every page and API needs a signed-in user: a browser is
+sent to the login page, an htmx request is told to go there, a JSON client gets a 401 with a JSON
+body.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
@@ -15,6 +20,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
 from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
+
+from playground.conf import setting
+from playground.sandbox import client_key, current_client
 
 HEALTH_PATH = "/healthz"
 
@@ -33,6 +41,53 @@ class HealthCheckMiddleware:
         return self.get_response(request)
 
 
+def client_address(request: HttpRequest) -> str:
+    """The address of the client: the peer, or behind trusted proxies the one they forwarded.
+
+    X-Forwarded-For is read from the right (the hop nearest to us) leftwards, past every proxy
+    in PLAYGROUND["TRUSTED_PROXIES"]; the first address that is not one is the client. Anything a
+    client writes into the header itself lies further left and is never reached, and the header
+    is ignored altogether unless the peer itself is a trusted proxy.
+    """
+    hops = [h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]
+    chain = [*hops, request.META.get("REMOTE_ADDR", "")]
+    trusted = setting("TRUSTED_PROXIES")
+    for address in reversed(chain):
+        if not _is_trusted(address, trusted):
+            return address
+    return chain[0]  # every hop is a trusted proxy: the farthest one is the client
+
+
+def _is_trusted(address: str, trusted: list[str]) -> bool:
+    if "*" in trusted:
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    for entry in trusted:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:  # a malformed entry trusts nobody
+            continue
+    return False
+
+
+class ClientAddressMiddleware:
+    """Name the request's client (see `client_address`) to the sandbox layer while it is served."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = current_client.set(client_key(client_address(request)))
+        try:
+            return self.get_response(request)
+        finally:
+            current_client.reset(token)
+
+
 def login_required_on() -> bool:
     return bool(settings.PLAYGROUND.get("REQUIRE_LOGIN"))
 
@@ -43,7 +98,12 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
     def process_view(self, request, view_func, view_args, view_kwargs):
         if not login_required_on():
             return None
-        return super().process_view(request, view_func, view_args, view_kwargs)
+        from playground.web.respond import UNAVAILABLE, as_refusal, refuse
+
+        try:  # reading request.user reads the session: the app database may not answer
+            return super().process_view(request, view_func, view_args, view_kwargs)
+        except UNAVAILABLE as exc:
+            return refuse(request, as_refusal(exc))
 
     def handle_no_permission(self, request, view_func):
         login_url = resolve_url(self.get_login_url(view_func))

@@ -103,9 +103,52 @@ def timeline_lanes(timeline: list[list[float | None]]) -> list[Lane]:
     return lanes
 
 
+@dataclass(frozen=True)
+class CallBar:
+    """One call of a series sent on one connection, in percent of the slowest call."""
+
+    label: str
+    width: float
+    kind: str
+    """What the call ran: "unprepared", "custom" or "generic" (a CSS class too)."""
+    tooltip: str
+
+
+def call_bars(per_call: list[list]) -> list[CallBar]:
+    """[call, ms, plan] rows → one bar per call, the slowest call filling the width."""
+    slowest = max((row[1] for row in per_call), default=0.0) or 1.0
+    return [
+        CallBar(
+            label=f"call {call}",
+            width=max(round(100 * ms / slowest, 2), 0.3),
+            kind=plan,
+            tooltip=f"call {call}: {ms:.2f} ms, {plan}",
+        )
+        for call, ms, plan in per_call
+    ]
+
+
 PALETTE = ("#2458a6", "#e8871e", "#1c7c3a", "#b3261e", "#7b3fa0", "#0f8b8d", "#6b6b6b", "#c2185b")
 WIDTH, HEIGHT = 640.0, 300.0
-PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64.0, 16.0, 12.0, 40.0
+PAD_TOP, PAD_RIGHT = 12.0, 16.0
+TICK_PX, LABEL_PX = 11.0, 12.0
+"""Font sizes of tick labels and axis titles (site.css: svg.lines .tick, .axis-label)."""
+TICK_GAP = 6.0
+"""Between an axis and its tick labels."""
+TITLE_BAND = 18.0
+"""Room for an axis title: the y title, turned on its side, left of the y tick labels; the x title
+below the x tick labels."""
+
+
+def text_width(text: str, size: float) -> float:
+    """An upper bound of `text`'s width in px in the site's sans-serif at `size` px.
+
+    The server cannot measure text, so it bounds it: digits and most letters are narrower than
+    0.62 em in common sans-serif fonts, and separators narrower than 0.35 em. The browser test
+    checks the bound against the widths a real browser draws.
+    """
+    narrow = sum(text.count(c) for c in ",.:;' ")
+    return round(size * (0.62 * (len(text) - narrow) + 0.35 * narrow), 1)
 
 
 @dataclass(frozen=True)
@@ -122,34 +165,58 @@ class Series:
 
 @dataclass(frozen=True)
 class LineChart:
+    """A chart drawn in a `width` × `height` box; the plot area's edges leave room for every label."""
+
     series: list[Series]
     x_label: str
+    """Title of the x axis: the swept parameter."""
     y_label: str
+    """Title of the y axis, with its unit."""
     x_ticks: list[tuple[float, str]]
     y_ticks: list[tuple[float, str]]
+    left: float
+    right: float
+    top: float
+    bottom: float
     width: float = WIDTH
     height: float = HEIGHT
-    left: float = PAD_LEFT
-    bottom: float = HEIGHT - PAD_BOTTOM
-    right: float = WIDTH - PAD_RIGHT
-    top: float = PAD_TOP
+
+    @property
+    def x_title_at(self) -> tuple[float, float]:
+        """(x, y) of the x title's baseline centre: below the tick labels, centred on the plot."""
+        return round((self.left + self.right) / 2, 1), round(self.height - 4, 1)
+
+    @property
+    def y_title_at(self) -> tuple[float, float]:
+        """(x, y) of the y title's centre before it is turned a quarter left about the origin."""
+        return round(-(self.top + self.bottom) / 2, 1), LABEL_PX + 2
 
 
 def line_chart(data: dict[str, list[tuple[float, float]]], *, x_label: str, y_label: str) -> LineChart:
-    """Scale series of (x, y) into an SVG box: x from the smallest to the largest x, y from 0."""
+    """Scale series of (x, y) into an SVG box: x from the smallest to the largest x, y from 0.
+
+    The margins come from the labels: the left one from the widest y tick label, the right one from
+    half the last x tick label (centred on the plot's edge), so that 1,000,000 is never cut.
+    """
     xs = [x for pts in data.values() for x, _ in pts] or [0.0, 1.0]
     ys = [y for pts in data.values() for _, y in pts] or [1.0]
     x_min, x_max = min(xs), max(xs)
     y_max = max(ys) or 1.0
     span_x = (x_max - x_min) or 1.0
-    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
-    plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
+    x_values = [x_min + span_x * k / 4 for k in range(5)]
+    y_values = [y_max * k / 4 for k in range(5)]
+    x_texts, y_texts = [_fmt(x) for x in x_values], [_fmt(y) for y in y_values]
+    widest_y = max(text_width(t, TICK_PX) for t in y_texts)
+    left = max(TITLE_BAND + widest_y + TICK_GAP, text_width(x_texts[0], TICK_PX) / 2 + 2)
+    right = WIDTH - max(PAD_RIGHT, text_width(x_texts[-1], TICK_PX) / 2 + 2)
+    top, bottom = PAD_TOP, HEIGHT - (TICK_PX + TICK_GAP + TITLE_BAND + 6)
+    plot_w, plot_h = right - left, bottom - top
 
     def sx(x: float) -> float:
-        return round(PAD_LEFT + (x - x_min) / span_x * plot_w, 1)
+        return round(left + (x - x_min) / span_x * plot_w, 1)
 
     def sy(y: float) -> float:
-        return round(PAD_TOP + plot_h - y / y_max * plot_h, 1)
+        return round(top + plot_h - y / y_max * plot_h, 1)
 
     series = []
     for i, (label, pts) in enumerate(data.items()):
@@ -163,9 +230,17 @@ def line_chart(data: dict[str, list[tuple[float, float]]], *, x_label: str, y_la
                 dots=[(sx(x), sy(y), f"{label}: {_fmt(x)} → {_fmt(y)}") for x, y in pts],
             )
         )
-    x_ticks = [(sx(x_min + span_x * k / 4), _fmt(x_min + span_x * k / 4)) for k in range(5)]
-    y_ticks = [(sy(y_max * k / 4), _fmt(y_max * k / 4)) for k in range(5)]
-    return LineChart(series=series, x_label=x_label, y_label=y_label, x_ticks=x_ticks, y_ticks=y_ticks)
+    return LineChart(
+        series=series,
+        x_label=x_label,
+        y_label=y_label,
+        x_ticks=[(sx(x), t) for x, t in zip(x_values, x_texts, strict=True)],
+        y_ticks=[(sy(y), t) for y, t in zip(y_values, y_texts, strict=True)],
+        left=round(left, 1),
+        right=round(right, 1),
+        top=top,
+        bottom=round(bottom, 1),
+    )
 
 
 def _fmt(value: float) -> str:

@@ -11,51 +11,99 @@ from django.views.decorators.http import require_GET, require_POST
 import recipes
 from playground.running import limits, service, sweeps
 from playground.running.deadline import client_of
-from playground.web.charts import line_chart
+from playground.web.charts import LineChart, line_chart
 from playground.web.forms import RunForm, SweepForm
 from playground.web.recipe_page import page_context, recipe_or_404, refused_page, shown, sweep_request
-from playground.web.respond import Refusal, refusals, respond
+from playground.web.respond import KNOWN, Refusal, as_refusal, refusals, respond
+from recipes.base import Recipe
 from recipes.results import result_from_json
 
 
 @require_POST
 @refusals(refused_page)
 def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
-    """Run one point of a sweep (htmx: the page asks for the next) or all of it (JSON, no JS)."""
+    """Run one point of a sweep (htmx: the page asks for the next) or all of it (JSON, no JS).
+
+    The sweep is paid for as a whole by its first request. A point that fails anyway (the database
+    restarting, the setup timing out) stops the sweep with a message, the points drawn kept.
+    """
     recipe = recipe_or_404(slug)
     chosen, spec = sweep_request(recipe, request.POST)
     steps = sweeps.steps_asked(request.POST, spec, one_at_a_time=bool(request.htmx))
     sweep_id = sweeps.sweep_id(request.POST.get("sweep_id"))
-    limits.spend_runs(request.session, sweeps.runs_of(recipe, spec, len(steps)))
-    session, gone = request.session, client_of(request.META)
-    refused = [
-        m
-        for s in steps
-        for m in service.sweep_step(session, recipe, chosen.params, spec, sweep_id, s, client_gone=gone)
-    ]
-    points = service.sweep_points(session, sweep_id, spec)
-    chart = line_chart(points, x_label=spec.param, y_label=sweeps.Y_AXES[spec.y])
-    done = steps[-1] + 1
+    per_point = sweeps.runs_of(recipe, spec, 1)
+    to_come = len(spec.values) - steps[-1] - 1
+    limits.pay_for_sweep(request.session, sweep_id, now=per_point * len(steps), later=per_point * to_come)
+    refused: list[str] = []
+    gone = client_of(request.META)
+    done, failure = steps[0], None
+    try:
+        for step in steps:
+            refused += service.sweep_step(
+                request.session, recipe, chosen.params, spec, sweep_id, step, client_gone=gone
+            )
+            done = step + 1
+    except KNOWN as exc:
+        failure = exc
+        limits.refund_sweep(request.session, sweep_id, unused=per_point * (steps[-1] + 1 - done))
+    points = service.sweep_points(request.session, sweep_id, spec)
+    if failure is not None and not points.lines:
+        raise failure  # nothing to keep on screen: refused like a run
+    stopped = _stopped_message(done, len(spec.values), failure) if failure is not None else None
+    chart = line_chart(points.lines, x_label=_x_label(recipe, spec), y_label=sweeps.Y_AXES[spec.y])
     sweep = {
         "id": sweep_id,
         "chart": chart,
         "spec": spec,
-        "next_step": done if request.htmx and done < len(spec.values) else None,
+        "next_step": done if request.htmx and failure is None and done < len(spec.values) else None,
         "refused": refused,
+        "failed": points.failed,
+        "stopped": stopped,
         "done": done,
         "total": len(spec.values),
-    }
-    data = {
-        "sweep": str(sweep_id),
-        "param": spec.param,
-        "y": spec.y,
-        "refused": refused,
-        "series": [{"label": s.label, "points": s.points} for s in chart.series],
+        "measured": _measured(spec),
     }
     form = RunForm(recipe, shown(chosen))
-    sweep_form = SweepForm(recipe, sweeps.read_settings(recipe, request.POST)[0])
+    sweep_form = SweepForm(recipe, sweeps.read_settings(recipe, request.POST)[0], params=chosen.params)
     context = page_context(request, recipe, form, sweep_form=sweep_form, sweep=sweep)
-    return respond(request, "recipe.html", context, data=data)
+    return respond(request, "recipe.html", context, data=_sweep_json(sweep, chart))
+
+
+def _x_label(recipe: Recipe, spec: sweeps.SweepSpec) -> str:
+    return recipe.param(spec.param).label or spec.param
+
+
+def _measured(spec: sweeps.SweepSpec) -> str:
+    if spec.y in sweeps.TIMES:
+        return f"each point is the median of {sweeps.REPEATS} runs"
+    return "one run per point: a count is the same on every run"
+
+
+def _stopped_message(done: int, total: int, failure: BaseException) -> str:
+    return (
+        f"Point {done + 1} of {total} did not run, so the sweep stopped there; the points drawn so far "
+        f"stay. {as_refusal(failure)}"
+    )
+
+
+def _sweep_json(sweep: dict[str, Any], chart: LineChart) -> dict[str, Any]:
+    spec = sweep["spec"]
+    return {
+        "sweep": str(sweep["id"]),
+        "param": spec.param,
+        "y": spec.y,
+        "x_label": chart.x_label,
+        "y_label": chart.y_label,
+        "values": spec.values,
+        "repeats": sweeps.REPEATS if spec.y in sweeps.TIMES else 1,
+        "done": sweep["done"],
+        "total": sweep["total"],
+        "ok": sweep["stopped"] is None,
+        "error": sweep["stopped"],
+        "refused": sweep["refused"],
+        "failed": sweep["failed"],
+        "series": [{"label": s.label, "points": s.points} for s in chart.series],
+    }
 
 
 @require_GET

@@ -75,10 +75,20 @@ class RunForm(ShownForm):
 
 
 class SweepForm(ShownForm):
-    """Which numeric parameter to sweep, over which range, and what to plot."""
+    """Which numeric parameter to sweep, over which range, and what to plot.
+
+    `params`: the recipe's parameters the page shows, to say where an open range would end.
+    """
+
+    repeats = sweeps.REPEATS
 
     def __init__(
-        self, recipe: Recipe, values: Mapping[str, Any] | None = None, *, errors: Errors | None = None
+        self,
+        recipe: Recipe,
+        values: Mapping[str, Any] | None = None,
+        *,
+        errors: Errors | None = None,
+        params: Mapping[str, Any] | None = None,
     ):
         super().__init__()
         settings = sweeps.settings_of(recipe)
@@ -86,6 +96,19 @@ class SweepForm(ShownForm):
             self.fields[param.name] = field_for(param)
         self.fields["sweep_param"].choices = _labelled(p for p in recipe.params if p.sweepable)
         self.fields["sweep_y"].choices = list(sweeps.Y_AXES.items())
+        first = settings[0].default
+        end = sweeps.range_end(recipe, first, params) if first else None
+        if first in recipe.sweep_defaults.ends:
+            self.fields["sweep_to"].help_text = "Empty: where the data ends for the parameters above" + (
+                f" ({end:,} for the values shown)." if end is not None else "."
+            )
+            if end is not None:
+                self.fields["sweep_to"].widget.attrs["placeholder"] = f"{end}"
+        most, lines = sweeps.max_points(recipe), sweeps.widest_lines(recipe)
+        self.fields["sweep_points"].help_text = (
+            f"At most {most}: {lines} lines × {most} points fit in the {sweeps.run_budget()} runs "
+            "a session may start at once, paid before the first point."
+        )
         self.show({**{p.name: p.default for p in settings}, **(values or {})}, errors or {}, strays=False)
 
 

@@ -28,7 +28,7 @@ def recipe_or_404(slug: str) -> Recipe:
 def page_context(request: HttpRequest, recipe: Recipe, form: RunForm, **extra: Any) -> dict[str, Any]:
     """What recipe.html needs besides the results: the forms and this session's recent runs."""
     sweep_form = extra.pop("sweep_form", None) or (
-        SweepForm(recipe) if any(p.sweepable for p in recipe.params) else None
+        SweepForm(recipe, params=form.initial) if any(p.sweepable for p in recipe.params) else None
     )
 
     def recent() -> list:  # called only by full pages
@@ -80,7 +80,7 @@ def sweep_request(recipe: Recipe, data: Mapping[str, Any]) -> tuple[Validated, s
     except InvalidParams as exc:
         errors |= exc.errors
     try:
-        spec = sweeps.validate_sweep(recipe, data)
+        spec = sweeps.validate_sweep(recipe, data, params=chosen.params if chosen else None)
     except InvalidParams as exc:
         errors |= exc.errors
     if chosen is None or spec is None:
@@ -106,7 +106,7 @@ def refused_page(request: HttpRequest, refusal: Refusal, slug: str) -> HttpRespo
     if any(p.sweepable for p in recipe.params):
         asked = "sweep_param" in data  # a sweep was refused: show its settings as sent
         values = sweeps.read_settings(recipe, data)[0] if asked else None
-        sweep_form = SweepForm(recipe, values, errors=refusal.errors)
+        sweep_form = SweepForm(recipe, values, errors=refusal.errors, params=form_values(recipe, data))
     own = {k: v for k, v in refusal.errors.items() if sweep_form is None or k not in sweep_form.fields}
     form = RunForm(recipe, form_values(recipe, data), errors=own)
     problem = refusal.message if not refusal.errors else None

@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 RETRY_SOON = 5
 """Retry-After (s) when a database restarts or every run slot is taken: both pass within seconds."""
 RETRY_FULL = 60
-"""Retry-After (s) when every sandbox slot is taken: one frees when an idle sandbox is reaped."""
+"""Retry-After (s) for a sandbox limit that does not say itself when a slot frees."""
 JSON_BODY = 'Send the body as JSON, with the header "Content-Type: application/json".'
 
 View = Callable[..., HttpResponse]
@@ -118,6 +119,8 @@ def refuse(
     return response
 
 
+UNAVAILABLE = (DatabaseError, SQLAlchemyError, psycopg.Error)
+"""A database that does not answer (or answers with an error): 503, try again in a moment."""
 KNOWN = (
     Refusal,
     InvalidParams,
@@ -126,9 +129,7 @@ KNOWN = (
     SetupError,
     ApartError,
     RequestDataTooBig,
-    DatabaseError,
-    SQLAlchemyError,
-    psycopg.Error,
+    *UNAVAILABLE,
 )
 """What a view may raise and still get a proper answer rather than a 500."""
 
@@ -143,8 +144,8 @@ def as_refusal(exc: BaseException) -> Refusal:
         case limits.TooManyRuns():
             return Refusal(429, str(exc), retry_after=max(1, math.ceil(exc.wait)))
         case SandboxLimitError():
-            wait = RETRY_SOON if isinstance(exc, SandboxBusyError) else RETRY_FULL
-            return Refusal(exc.status, str(exc), retry_after=wait if exc.status == 503 else None)
+            wait = exc.retry_after or (RETRY_SOON if isinstance(exc, SandboxBusyError) else RETRY_FULL)
+            return Refusal(exc.status, str(exc), retry_after=wait if exc.status in (429, 503) else None)
         case SetupError():
             return Refusal(503, limits.explain_error(str(exc)) or "", retry_after=RETRY_SOON)
         case ApartError():
@@ -227,6 +228,46 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    """500, except for a database that does not answer outside any view (a middleware reading the
+    session, say): that is the same 503 a view gives, so a restart never shows as a crash."""
+    exc = sys.exc_info()[1]  # Django calls this handler while handling the exception
+    if isinstance(exc, UNAVAILABLE):
+        return refuse(request, as_refusal(exc))
     if api_client(request):
         return JsonResponse({"error": "internal server error: it was logged"}, status=500)
     return defaults.server_error(request)
+
+
+_PLAIN_WORDS = {
+    400: "bad request",
+    403: "forbidden",
+    404: "no such page",
+    405: "method not allowed",
+    413: "the request body is too large",
+    500: "internal server error: it was logged",
+}
+
+
+class JsonErrorsMiddleware:
+    """API clients get JSON for every error, including the ones Django answers before a view runs.
+
+    With DEBUG on, an unmatched URL is answered by Django's technical 404 page, which never
+    reaches `not_found`; a 405 from `require_POST` has no body at all.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        status = response.status_code
+        if status < 400 or not api_client(request) or "json" in response.get("Content-Type", ""):
+            return response
+        words = _PLAIN_WORDS.get(status, "request refused")
+        if status == 404:
+            words = f"{words}: {request.path}"
+        replaced = JsonResponse({"error": words}, status=status)
+        for header in ("Allow", "Retry-After"):
+            if header in response:
+                replaced[header] = response[header]
+        return replaced

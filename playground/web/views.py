@@ -26,17 +26,20 @@ from playground.web.recipe_page import (
     shown,
     validate_for_compare,
 )
-from playground.web.respond import Refusal, api_client, read_json, refusals, respond, wants_json
+from playground.web.respond import RETRY_SOON, Refusal, api_client, read_json, refusals, respond, wants_json
+from playground.web.tracks import track_cards
 
 
 @require_GET
 @ensure_csrf_cookie
+@refusals()
 def shelf(request: HttpRequest) -> HttpResponse:
-    return render(request, "shelf.html", {"sections": recipes.by_section()})
+    return render(request, "shelf.html", {"sections": recipes.by_section(), "cards": track_cards(request)})
 
 
 @require_GET
 @ensure_csrf_cookie
+@refusals()
 def recipe_page(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
     return render(request, "recipe.html", page_context(request, recipe, link_form(recipe, request.GET)))
@@ -59,8 +62,9 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
     chosen = validate_for_compare(recipe, request.POST)
     limits.spend_runs(request.session, len(recipe.variants))
     results = service.compare(request.session, recipe, chosen.params, client_gone=client_of(request.META))
+    ids = ",".join(str(r.run_id) for r in results if r.run_id)
     context = page_context(
-        request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results)
+        request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results), compared_ids=ids
     )
     data = {"recipe": recipe.slug, "runs": [r.to_json() for r in results]}
     return respond(request, "recipe.html", context, data=data)
@@ -68,7 +72,8 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @ensure_csrf_cookie
-def api_recipes(request: HttpRequest) -> JsonResponse:
+@refusals()
+def api_recipes(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"recipes": [r.to_json() for r in recipes.REGISTRY.values()]})
 
 
@@ -124,7 +129,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["sandbox_database"] = f"error: {exc}"
     healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)
+    response = JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)
+    if not healthy:
+        response["Retry-After"] = str(RETRY_SOON)
+    return response
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:

@@ -46,11 +46,13 @@ __all__ = [
     "stamped_in_python",
 ]
 
-# Two rows share each created_at (so the tie-breaker on id matters), timestamps rise with id,
-# one document in ten is soft-deleted, and owners are spread by a multiplicative hash.
+# Three rows share each created_at, as if written in one transaction (so the tie-breaker on id
+# matters, and a page of 20 ends inside a tie), timestamps rise with id, one document in ten is
+# soft-deleted, and owners are spread by a multiplicative hash.
 DOCUMENTS = Dataset(
     name="documents",
     models=(Document,),
+    version=2,
     seed_sql=(
         """
         INSERT INTO documents (id, owner_id, title, created_at, updated_at, deleted_at)
@@ -62,7 +64,7 @@ DOCUMENTS = Dataset(
                CASE WHEN i % 10 = 0 THEN ts + interval '1 day' END
         FROM generate_series(1, :rows) AS i,
              LATERAL (SELECT timestamptz '2024-01-01 00:00:00+00'
-                             + ((i - 1) / 2) * interval '37 seconds' AS ts) AS t
+                             + ((i - 1) / 3) * interval '37 seconds' AS ts) AS t
     """,
     ),
     indexes={
@@ -112,7 +114,12 @@ USERS = Dataset(
            FROM generate_series(1, :rows) AS i""",
     ),
     # email already has the unique constraint's plain B-tree (users_email_key).
-    indexes={"ix_users_email_lower": "CREATE INDEX ix_users_email_lower ON users (lower(email))"},
+    indexes={
+        "ix_users_email_lower": "CREATE INDEX ix_users_email_lower ON users (lower(email))",
+        # The columns exists-count looks in, indexed on request.
+        "ix_users_role": "CREATE INDEX ix_users_role ON users (role)",
+        "ix_users_name": "CREATE INDEX ix_users_name ON users (name)",
+    },
 )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from recipes import params
 from recipes.base import Recipe, Rows
 from recipes.datasets import REGISTRY_DDL, Base, Dataset
+from recipes.learning import Challenge, Check, Question
 
 
 class TimestampMixin:
@@ -234,3 +235,23 @@ def notes(result):
             "the same for every row written in it."
         )
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "stamped",
+        "{variant} writes {rows} memo(s). On how many will updated_at move?",
+        answer="metric:updated_at_bumped",
+        why=lambda r: (
+            f"{r.metrics['updated_at_bumped']} of {r.metrics['rows_touched']} row(s) got a new "
+            "updated_at: onupdate= is added by SQLAlchemy to the UPDATEs it writes, and only a trigger "
+            "covers the others."
+        ),
+    ),
+    Challenge(
+        "no-stale-rows",
+        "Change {rows} memo(s) and leave none with a stale updated_at",
+        checks=(Check("metric:updated_at_bumped", at_least="rows"), Check("errors", at_most=0)),
+    ),
+)

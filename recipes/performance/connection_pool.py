@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool, QueuePool
 
 from recipes import params
 from recipes.base import Param, Recipe, Rows
+from recipes.learning import Challenge, Check, Question
 
 APP = "recipe-pool"
 """application_name of the pool's connections, so the server's view counts only them."""
@@ -279,3 +280,30 @@ def notes(result):
                 f"failed: {m['connections_opened']} fresh connection(s) replaced them before use."
             )
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "opened",
+        "{workers} workers at once with pool_size={pool_size} and max_overflow={max_overflow}: how many "
+        "connections will the pool open?",
+        answer="metric:connections_opened",
+        variant="burst",
+    ),
+    Question(
+        "pre-ping",
+        "The server drops the pool's idle connections. With pool_pre_ping={pool_pre_ping}, "
+        "will a worker fail?",
+        answer=lambda r: "yes" if r.metrics.get("errors") else "no",
+        choices=("yes", "no"),
+        variant="dropped-connections",
+    ),
+    Challenge(
+        "no-timeouts",
+        "{workers} workers each hold a connection {hold_ms} ms, and pool_timeout is {pool_timeout} s: "
+        "serve them all with none timing out",
+        checks=(Check("metric:timed_out", at_most=0), Check("errors", at_most=0)),
+        params={"workers": 6, "hold_ms": 300, "pool_timeout": 0.2},
+    ),
+)

@@ -2,7 +2,8 @@
 
 Reach for it when people type words into a search box over your own text (articles, tickets,
 product descriptions) and expect "run" to find "running", the best matches first and the matching
-words highlighted. ILIKE '%word%' finds substrings only, cannot rank, and reads the whole table.
+words highlighted. ILIKE '%word%' finds substrings only, cannot rank, and no index finds its matches:
+Postgres tests the text of row after row until it has enough (and of every row to count them all).
 Postgres turns the text into a tsvector of normalised words and the search into a tsquery; a GIN
 index over the same expression finds the matching rows without reading the rest. The index serves
 the query only when the query's expression is exactly the indexed one, text-search config included.
@@ -17,14 +18,15 @@ from __future__ import annotations
 import re
 from pydoc_data.topics import topics
 
-from sqlalchemy import BigInteger, Computed, Identity, Text, func, insert, select, text
-from sqlalchemy.dialects.postgresql import TSVECTOR
+from sqlalchemy import BigInteger, Computed, Identity, Text, cast, func, insert, select, text
+from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import Base, Dataset
-from recipes.notes import plan_of
+from recipes.learning import Challenge, Check, Question
+from recipes.notes import plan_of, plural
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP
 
 
@@ -61,19 +63,24 @@ def paragraphs() -> list[dict[str, str]]:
 
 
 class ParagraphSource(Dataset):
-    """The distinct paragraphs, sent once in one executemany; articles are built from them in SQL."""
+    """The distinct paragraphs, sent once in one executemany; articles are built from them in SQL.
+
+    The ids are given, 1 … n: the articles' seed joins on them, and an identity's next value after
+    the table is (re)created is not promised to be 1.
+    """
 
     def build(self, conn, size, *, analyze=True):
         super().build(conn, size, analyze=False)
-        conn.execute(insert(Paragraph), paragraphs())
+        conn.execute(insert(Paragraph), [{"id": i, **row} for i, row in enumerate(paragraphs(), start=1)])
         if analyze:
             conn.execute(text("ANALYZE pydoc_paragraphs"))
 
 
-PARAGRAPHS = ParagraphSource(name="pydoc_paragraphs", models=(Paragraph,), seed_sql=())
+PARAGRAPHS = ParagraphSource(name="pydoc_paragraphs", models=(Paragraph,), seed_sql=(), version=2)
 ARTICLES = Dataset(
     name="articles",
     models=(Article,),
+    version=2,
     seed_sql=(
         """INSERT INTO articles (id, topic, body) OVERRIDING SYSTEM VALUE
            SELECT i, p.topic, p.body
@@ -112,7 +119,7 @@ recipe = Recipe(
         Param(
             "q",
             "str",
-            "raising exceptions",
+            "keyword arguments",
             label="Search",
             max_length=200,
             help="What a person typed; it is only ever sent as a bound parameter.",
@@ -165,8 +172,12 @@ def prepare(setup, p):
 
 
 @recipe.helper
-def search(run, p, where, document, query):
-    """Up to 20 matches (ranked when asked, with snippets when asked), plus how many matched."""
+def search(run, p, where, document, query, configs=None):
+    """Up to 20 matches (ranked when asked, with snippets when asked), plus how many matched.
+
+    `configs` are the text-search configs of the query and of the text it is matched against (None
+    for ILIKE): when nothing matched, each word is looked up in the seeded paragraphs, to say why.
+    """
     columns = [Article.id, Article.topic]
     order = [Article.id]
     if p.rank != "none" and query is not None:
@@ -181,7 +192,66 @@ def search(run, p, where, document, query):
     with run.session() as session:
         found = session.execute(run.main(stmt)).all()
         run.metric("matches", session.scalar(select(func.count()).select_from(Article).where(where)))
+        if not found:
+            why_nothing_matched(run, session, p, configs)
     return Rows(tuple(stmt.selected_columns.keys()), [tuple(row) for row in found])
+
+
+@recipe.helper
+def why_nothing_matched(run, session, p, configs):
+    """Look each word of the search up in the distinct paragraphs the articles repeat, and find a
+    word the text does have to suggest. Only runs that matched nothing pay for it."""
+    if configs is None:  # ILIKE: each word as a substring
+        words = [
+            [w, w, paragraphs_with(session, Paragraph.body.icontains(w, autoescape=True))]
+            for w in p.q.split()
+        ]
+    else:  # the words as the query's config makes lexemes of them (a stop word: none), in the text's
+        query_config, text_config = configs
+        parsed = func.ts_debug(cast(query_config, REGCONFIG), p.q).table_valued("alias", "token", "lexemes")
+        tokens = session.execute(select(parsed.c.token, parsed.c.lexemes).where(parsed.c.alias != "blank"))
+        words = [
+            [token, lexemes[0], paragraphs_with(session, has_lexeme(text_config, lexemes[0]))]
+            if lexemes
+            else [token, None, None]
+            for token, lexemes in tokens
+        ]
+    run.metric("searched_as", configs or "substring")
+    run.metric("paragraphs", session.scalar(select(func.count()).select_from(Paragraph)))
+    run.metric("words_in_paragraphs", words)
+    run.metric("try_instead", suggestion(session, p.q))
+
+
+@recipe.helper
+def paragraphs_with(session, condition):
+    return session.scalar(select(func.count()).select_from(Paragraph).where(condition))
+
+
+@recipe.helper
+def has_lexeme(config, lexeme):
+    """to_tsvector(config, body) holds this very lexeme (quoted, so it is not normalised again)."""
+    return func.to_tsvector(config, Paragraph.body).bool_op("@@")(cast(func.quote_literal(lexeme), TSQUERY))
+
+
+@recipe.helper
+def suggestion(session, q):
+    """The commonest word of the paragraphs that starts like the search's longest word, or else the
+    commonest long word; never a stop word, so every variant can find it."""
+    words = func.ts_stat("SELECT to_tsvector('simple', body) FROM pydoc_paragraphs").table_valued(
+        "word", "ndoc", "nentry"
+    )
+    longest = max((re.sub(r"\W", "", w.lower()) for w in q.split()), key=len, default="")
+    pick = (
+        select(words.c.word)
+        .where(func.length(words.c.word) >= 6, func.length(func.to_tsvector("english", words.c.word)) > 0)
+        .where(words.c.word.not_in([w.lower() for w in q.split()] or [""]))  # a word not tried yet
+        .order_by(words.c.ndoc.desc(), words.c.word)
+        .limit(1)
+    )
+    like = (
+        session.scalar(pick.where(words.c.word.startswith(longest[:4], autoescape=True))) if longest else None
+    )
+    return like or session.scalar(pick)
 
 
 @recipe.variant
@@ -198,10 +268,10 @@ def tsquery(run, p):
     """to_tsvector(…) @@ a parsed tsquery, matching the chosen index"""
     query = PARSERS[p.parser](p.config, p.q)
     if p.index == "generated-column-gin":
-        document = Article.search_vector  # the stored, indexed column (always english)
+        document, text_config = Article.search_vector, "english"  # the stored, indexed column
     else:
-        document = func.to_tsvector(p.config, Article.body)
-    return search(run, p, document.bool_op("@@")(query), document, query)
+        document, text_config = func.to_tsvector(p.config, Article.body), p.config
+    return search(run, p, document.bool_op("@@")(query), document, query, (p.config, text_config))
 
 
 @recipe.variant
@@ -213,7 +283,7 @@ def mismatched_config(run, p):
     """
     query = PARSERS[p.parser]("simple", p.q)
     document = func.to_tsvector("simple", Article.body)
-    return search(run, p, document.bool_op("@@")(query), document, query)
+    return search(run, p, document.bool_op("@@")(query), document, query, ("simple", "simple"))
 
 
 @recipe.notes
@@ -222,17 +292,102 @@ def notes(result):
     matches = result.metrics.get("matches")
     if matches is not None:
         lines.append(f"{matches:,} of {result.params['rows']:,} articles matched.")
+    if matches == 0 and "words_in_paragraphs" in result.metrics:
+        lines.append(no_match_line(result))
     summary = plan_of(result)
     if summary is not None:
-        gin = [n for n in summary.nodes if n.index and n.node_type.startswith("Bitmap Index")]
-        if gin:
-            lines.append(
-                f"{gin[0].label} found the candidates; the table was read only for them "
-                f"({summary.execution_ms:.2f} ms)."
-            )
-        elif summary.key_scan is not None:
-            lines.append(
-                f"{summary.key_scan.label}: {summary.key_scan.rows_read:,} rows read, each one's text "
-                f"tested, {summary.execution_ms:.2f} ms. No index served this query."
-            )
+        lines += scan_lines(summary, result.rows.total if result.rows else 0, result.params["rows"])
     return lines
+
+
+def scan_lines(summary, returned: int, articles: int) -> list[str]:
+    """What the plan shows: a GIN index finding the candidates, or a scan testing row after row."""
+    gin = [n for n in summary.nodes if n.index and n.node_type.startswith("Bitmap Index")]
+    if gin:
+        heap = [n for n in summary.nodes if n.node_type == "Bitmap Heap Scan"]
+        kept = (
+            f", and rechecking their text kept {int(heap[0].actual_rows):,}"
+            if heap and heap[0].rows_removed
+            else ""
+        )
+        return [
+            f"{gin[0].label} found {plural(int(gin[0].actual_rows), 'candidate')}; the table was read "
+            f"only for them{kept} ({summary.execution_ms:.2f} ms)."
+        ]
+    scan = summary.key_scan
+    if scan is None:
+        return []
+    tested = f"{scan.label}: {scan.rows_read:,} of {articles:,} rows read, each one's text tested"
+    stopped = " until LIMIT had its rows" if scan.below_limit and scan.rows_read < articles else ""
+    line = f"{tested}{stopped}, {summary.execution_ms:.2f} ms."
+    if scan.index:  # an index gave the order (ORDER BY id), the text test still ran row by row
+        return [line + f" {scan.index} served ORDER BY only; no index served the search."]
+    return [line + " No index served this query."]
+
+
+def no_match_line(result) -> str:
+    """Why nothing matched, from each word's count in the seeded paragraphs, and what to try."""
+    m, q = result.metrics, result.params["q"]
+    searched, words = m["searched_as"], m["words_in_paragraphs"]
+    config, text_config = (None, None) if searched == "substring" else searched
+    if config is None:
+        said = [f"No article contains the text '{q}' (ILIKE looks for it as one piece)."]
+    else:
+        said = [f"No article matched '{q}' under the {config} config."]
+    if text_config != config:
+        said.append(f"The text it is matched against holds {text_config} lexemes, not {config} ones.")
+    dropped = [f"'{word}'" for word, lexeme, _ in words if lexeme is None]
+    if dropped:
+        empty = ", so the query is empty" if len(dropped) == len(words) else ""
+        said.append(f"Left out as stop words: {', '.join(dropped)}{empty}.")
+    looked_up = [(word, lexeme, count) for word, lexeme, count in words if lexeme is not None]
+    if looked_up:
+        line = f"Of the {m['paragraphs']:,} distinct paragraphs the articles repeat, " + "; ".join(
+            in_paragraphs(*word) for word in looked_up
+        )
+        if all(count for _, _, count in looked_up):
+            apart = (
+                "next to each other, in this order"
+                if result.params["parser"] == "phrase"
+                else "in one article"
+            )
+            line += ": each word is there, but never " + ("as this text" if config is None else apart)
+        said.append(line + ".")
+    if text_config != config:  # any word would miss the same way: the config is what to change
+        said.append(f"Try the {text_config} config, the one the text was stored with.")
+    elif m.get("try_instead"):
+        said.append(f"Try '{m['try_instead']}', a word the text has.")
+    return " ".join(said)
+
+
+def in_paragraphs(word: str, lexeme: str, count: int) -> str:
+    """A word, what the config made of it, how many paragraphs have it: 'raising' (as 'rais') is in 2."""
+    searched = f"'{word}'" + (f" (as '{lexeme}')" if lexeme != word else "")
+    return f"{searched} is in {count:,}" if count else f"{searched} is in none"
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "index-used",
+        "With the {index} index, will {variant} use an index?",
+        answer="index_used",
+        choices=("yes", "no"),
+    ),
+    Question(
+        "matches",
+        'How many of {rows:,} articles will match "{q}"?',
+        answer="metric:matches",
+        close=0.1,
+    ),
+    Challenge(
+        "no-seq-scan",
+        "Find the articles matching your search with an index doing the searching, not a scan that "
+        "reads rows until enough of them match",
+        checks=(
+            Check("nodes", excludes="Seq Scan"),
+            Check("nodes", includes="Bitmap Index Scan"),
+            Check("metric:matches", at_least=1),
+        ),
+    ),
+)

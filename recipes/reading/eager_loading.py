@@ -8,12 +8,14 @@ a fixed number of queries, each with its own shape and cost.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from sqlalchemy import orm, select
 
 from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import LIBRARY, REVIEWS_PER_BOOK, Author, Book
+from recipes.learning import Challenge, Check, Question
 
 recipe = Recipe(
     slug="eager-loading",
@@ -77,7 +79,10 @@ def cost(variant, p):
     if variant in PER_PARENT:
         queries = 1 + (p.authors if p.direction == "authors-books" else min(p.authors, books))
         queries += books if p.nested else 0
-    rows = books * (1 + (REVIEWS_PER_BOOK if p.nested else 0)) + p.authors
+    elif variant == "selectinload-one-hop":
+        queries = 2 + books  # the authors, their books, then each book's reviews
+    reviews = p.nested or variant == "selectinload-one-hop"
+    rows = books * (1 + (REVIEWS_PER_BOOK if reviews else 0)) + p.authors
     return Cost(statements=queries, rows=rows)
 
 
@@ -85,7 +90,7 @@ def cost(variant, p):
 def limits(variant, p):
     """Refuse runs that would tie up a shared instance for many seconds."""
     expected = cost(variant, p)
-    if variant in PER_PARENT and expected.statements > MAX_QUERIES:
+    if variant in (*PER_PARENT, "selectinload-one-hop") and expected.statements > MAX_QUERIES:
         return {
             "authors": f"{variant} would send about {expected.statements:,} queries; one run may send at "
             f"most {MAX_QUERIES:,}. Lower authors or books per author."
@@ -126,6 +131,7 @@ def load(run, p, authors, books):
                 for a in parents
             ]
         run.metric("parents_loaded", len(parents))
+        run.metric("books_loaded", len(parents) if p.direction == "books-author" else sum(r[1] for r in data))
         run.metric("objects_built", len(session.identity_map))
     return Rows(columns, data)
 
@@ -188,6 +194,44 @@ def raiseload(run, p):
     return load(run, p, select(Author).options(books), select(Book).options(orm.raiseload(Book.author)))
 
 
+@recipe.variant
+def selectinload_one_hop(run, p):
+    """selectinload on the books only, then every book's reviews read: the N+1 moves down a level (the trap)
+
+    Authors → books → reviews, whatever the direction: the option reaches the books, and nothing
+    chained to it (.selectinload(Book.reviews)) reaches the reviews, so each book loads its own.
+    """
+    stmt = select(Author).options(orm.selectinload(Author.books)).order_by(Author.id)
+    if p.limit:
+        stmt = stmt.limit(p.limit)
+    with run.session() as session:
+        authors = session.scalars(run.main(stmt)).all()
+        data = [(a.name, len(a.books), sum(len(b.reviews) for b in a.books)) for a in authors]
+        run.metric("parents_loaded", len(authors))
+        run.metric("books_loaded", sum(books for _, books, _ in data))
+        run.metric("objects_built", len(session.identity_map))
+    return Rows(("author", "books", "reviews"), data)
+
+
+@recipe.variant(
+    fails="a joined collection repeats each parent per child; SQLAlchemy wants unique() to fold them",
+    fails_with="unique() method must be invoked",
+)
+def joinedload_without_unique(run, p):
+    """joinedload on a collection, the result read without .unique(): SQLAlchemy's own error
+
+    A many-to-one (direction books-author) repeats nothing, so there the same code works.
+    """
+    if p.direction == "books-author":
+        stmt = select(Book).options(orm.joinedload(Book.author)).order_by(Book.id)
+    else:
+        stmt = select(Author).options(orm.joinedload(Author.books)).order_by(Author.id)
+    with run.session() as session:
+        parents = session.scalars(run.main(stmt)).all()  # no .unique() between scalars() and all()
+        run.metric("parents_loaded", len(parents))
+    return Rows(("id",), [(parent.id,) for parent in parents])
+
+
 @recipe.notes
 def notes(result):
     queries = [s for s in result.statements if s.kind == "query"]
@@ -200,7 +244,12 @@ def notes(result):
     if result.variant == "selectinload" and repeated > 1:
         lines.append(f"The IN list was split: {repeated} statements of one shape, one per chunk of keys.")
     elif repeated > 2:
-        lines.append(f"One shape was sent {repeated} times with different parameters: the N+1 pattern.")
+        lines.append(n_plus_one_line(result, queries, shapes))
+    if result.variant == "joinedload-without-unique" and not result.ok:
+        lines.append(
+            f"The joined query ran and {queries[0].rowcount or 0:,} rows came back; SQLAlchemy then refused "
+            "to turn them into a list without .unique()."
+        )
     built = result.metrics.get("objects_built")
     if built is not None:
         lines.append(f"{fetched:,} rows fetched over the wire; {built:,} distinct objects built from them.")
@@ -229,3 +278,53 @@ def notes(result):
             "found in the session's identity map, so no query is sent for it."
         )
     return lines
+
+
+def n_plus_one_line(result, queries, shapes):
+    """Which table the repeated query reads, how often, and against how many parents it was sent."""
+    shape, repeated = shapes.most_common(1)[0]
+    table = re.search(r"\bFROM (\w+)", shape).group(1)
+    line = f"One shape, SELECT … FROM {table}, was sent {repeated} times with different parameters"
+    line += ": the N+1 pattern"
+    per = {"reviews": ("book", "books_loaded"), "books": ("author", "parents_loaded")}.get(table)
+    if per and result.metrics.get(per[1]) == repeated:
+        line += f", one query per {per[0]}"
+    books = [q for q in queries if re.search(r"\bFROM books\b", q.shape)]
+    if table == "reviews" and books and len(books) < result.metrics.get("parents_loaded", 0):
+        line += (
+            f". The books came in {len(books)} quer{'y' if len(books) == 1 else 'ies'}: "
+            "the N+1 moved one level down, to their reviews"
+        )
+    return line + "."
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "lazy-queries",
+        "How many queries will lazy loading send for {authors} authors?",
+        answer="queries",
+        variant="lazy",
+        why=lambda r: (
+            f"One SELECT for the authors, then one more each time an author's books were touched: "
+            f"{r.query_count - 1} more."
+        ),
+    ),
+    Question(
+        "joined-rows",
+        "How many rows will joinedload bring over the wire for {authors} authors with {books_per_author} "
+        "books each?",
+        answer="rows_fetched",
+        variant="joinedload",
+        why=lambda r: (
+            f"{r.figures.rows_fetched:,} joined rows: each author's columns come back once per book "
+            f"(once with NULLs when it has none), for {r.metrics['parents_loaded']:,} authors."
+        ),
+    ),
+    Challenge(
+        "two-queries",
+        "Load {authors} authors with their books in at most 2 queries",
+        checks=(Check("queries", at_most=2), Check("errors", at_most=0)),
+        params={"authors": 50, "direction": "authors-books"},
+    ),
+)

@@ -1,10 +1,12 @@
-"""Bulk insert: thousands of rows in a handful of statements.
+"""Bulk insert: how many statements thousands of rows become.
 
 Reach for it when importing a file, seeding fixtures, writing a batch of log or embedding rows.
 What costs is not Postgres writing the rows but everything around each one: building an ORM
 object, a statement, a round trip. The paths below go from the ORM's unit of work to psycopg's
-COPY; the figures show how many statements each really sends, how many rows each carries, and
-which paths call a column's Python-side `default=` (Postgres never sees that function).
+COPY. Each run counts three things that are easily taken for one another: the calls the client
+made to the driver, the parameter sets those calls carried, and the statements Postgres executed
+(counted afterwards from the rows themselves); and it shows which paths call a column's
+Python-side `default=` (Postgres never sees that function).
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import func, insert, select, text
+import psycopg
+from sqlalchemy import func, insert, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from recipes import params
 from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import BULK_ITEMS, BulkItem
+from recipes.learning import Challenge, Check, Question
+from recipes.notes import plural
 
 recipe = Recipe(
     slug="bulk-insert",
-    title="Bulk insert: thousands of rows in one statement",
+    title="Bulk insert: how many statements thousands of rows become",
     section="Writing",
     summary=__doc__,
     params=(
@@ -120,7 +125,7 @@ def session_in_batches(run, p):
 @recipe.helper
 @contextmanager
 def clocked(run, p):
-    """Time the block and count what it sent: statements, rows per statement, round trips."""
+    """Time the block and count what the client sent: driver calls, parameter sets, executions."""
     first = len(run.statements)
     started = time.perf_counter()
     yield
@@ -129,10 +134,14 @@ def clocked(run, p):
     commits = [s for s in run.statements[first:] if s.sql == "COMMIT"]
     run.metric("insert_ms", round(seconds * 1000, 1))
     run.metric("rows_per_s", round(p.rows / seconds))
-    run.metric("statements", len(sent))
-    run.metric("batches", sum(1 for s in sent if s.sql.lstrip()[:6].upper() in ("INSERT", "COPY B")))
-    run.metric("largest_batch_rows", max((s.rowcount or 0 for s in sent), default=0))
+    run.metric("driver_calls", len(sent))
+    run.metric("parameter_sets", sum(s.batches for s in sent if s.kind == "query"))
+    run.metric("executions_sent", sum(s.executions for s in sent))
+    # One wait for the server per driver call and per COMMIT. An executemany is one call: in
+    # pipeline mode psycopg sends every execution without waiting for the one before.
     run.metric("round_trips", len(sent) + len(commits))
+    if any(s.executions > 1 for s in sent):
+        run.metric("pipelined", psycopg.Pipeline.is_supported())
 
 
 @recipe.helper
@@ -148,11 +157,27 @@ def copy_rows(run, conn, sql, rows):
 
 @recipe.helper
 def table_state(run):
-    """Rows now in bulk_items, and how many of them got the Python-side default."""
+    """Rows now in bulk_items, how many got the Python-side default, and the statements that wrote them.
+
+    Every row carries the transaction (xmin) and the command within it (cmin) that wrote it, so
+    rows sharing both came from one statement, whatever the client believed it sent.
+    """
+    per_statement = (
+        select(func.count().label("rows"))
+        .select_from(BulkItem)
+        .group_by(literal_column("xmin::text"), literal_column("cmin::text"))
+        .subquery()
+    )
     with run.connect() as conn:
         total, defaulted = conn.execute(run.main(select(func.count(), func.count(BulkItem.source)))).one()
+        executed, fewest, most = conn.execute(
+            select(func.count(), func.min(per_statement.c.rows), func.max(per_statement.c.rows))
+        ).one()
     run.metric("rows_in_table", total)
     run.metric("python_default_applied", defaulted)
+    run.metric("statements_executed", executed)
+    run.metric("rows_per_statement_min", fewest)
+    run.metric("rows_per_statement_max", most)
     return Rows(
         ("rows in bulk_items", "source set by default=", "source left NULL"),
         [(total, defaulted, total - defaulted)],
@@ -226,25 +251,97 @@ def copy(run, p):
 @recipe.notes
 def notes(result):
     m = result.metrics
-    if "rows_per_s" not in m:
+    if "statements_executed" not in m:
         return []
+    writes = [s for s in result.statements if s.kind in ("query", "copy") and s.sql.lstrip()[:4] in WRITES]
+    sets = m["parameter_sets"]
     lines = [
-        f"{m['rows_in_table']:,} rows in {m['insert_ms']:,.0f} ms: {m['rows_per_s']:,} rows/s, "
-        f"{m['statements']} statement(s) ({m['batches']} carrying rows, "
-        f"the largest {m['largest_batch_rows']:,}), "
-        f"{m['round_trips']} round trip(s) counting the COMMIT."
+        f"{m['rows_in_table']:,} rows in {m['insert_ms']:,.0f} ms ({m['rows_per_s']:,} rows/s): "
+        f"{plural(m['driver_calls'], 'driver call')} "
+        + (f"carrying {plural(sets, 'parameter set')}" if sets else "with no parameters")
+        + f"; {server_side(m)} (counted from the rows' xmin and cmin).",
+        how_rows_travelled(result, writes),
+        f"{plural(m['round_trips'], 'round trip')} counting the COMMIT"
+        + (
+            ": the executemany counts once, as psycopg pipelines its executions instead of waiting "
+            "for each one's result."
+            if m.get("pipelined")
+            else "."
+        ),
     ]
-    inserts = [
-        s for s in result.statements if s.kind == "query" and s.sql.lstrip().upper().startswith("INSERT")
-    ]
-    if len(inserts) == 1 and inserts[0].batches > 1:
-        lines.append(
-            f"SQLAlchemy did not batch this one: a single executemany call handed psycopg all "
-            f"{inserts[0].batches:,} parameter sets (psycopg pipelines them)."
-        )
     defaulted, total = m["python_default_applied"], m["rows_in_table"]
     if defaulted == total:
         lines.append(f"The Python-side default= ran for every row ({defaulted:,} of {total:,}).")
     else:
         lines.append(f"The Python-side default= ran for {defaulted:,} of {total:,} rows; the rest have NULL.")
     return lines
+
+
+WRITES = ("INSE", "COPY")
+
+
+def server_side(m: dict) -> str:
+    """What Postgres executed, from the statements that wrote the rows."""
+    executed = m["statements_executed"]
+    fewest, most = m["rows_per_statement_min"], m["rows_per_statement_max"]
+    if executed == 1:
+        return f"Postgres executed 1 statement that wrote all {plural(most, 'row')}"
+    each = f"{plural(most, 'row')} each" if fewest == most else f"{fewest:,} to {most:,} rows each"
+    return f"Postgres executed {executed:,} statements that wrote rows, {each}"
+
+
+def how_rows_travelled(result, writes: list) -> str:
+    """What the client-side calls became on the server, read from the captured statements."""
+    executed = result.metrics["statements_executed"]
+    many = [s for s in writes if s.executions > 1]
+    folded = [s for s in writes if s.batches > 1 and s.executions == 1]
+    if many:
+        sets = sum(s.batches for s in many)
+        return (
+            f"{plural(len(many), 'executemany call')} handed psycopg {plural(sets, 'parameter set')}, and "
+            + (
+                "each became an INSERT of its own on the server."
+                if executed == sets
+                else f"the server executed {plural(executed, 'statement')}."
+            )
+        )
+    if folded:
+        return (
+            f"SQLAlchemy folded {plural(sum(s.batches for s in folded), 'parameter set')} into "
+            f"{plural(len(folded), 'multi-row INSERT')} of at most {max(s.batches for s in folded):,} rows "
+            "(insertmanyvalues): one execution each."
+        )
+    if writes and all(s.kind == "copy" for s in writes):
+        return (
+            f"COPY streamed the rows as data in {plural(len(writes), 'command')}, with no parameters at all."
+        )
+    return (
+        f"{plural(len(writes), 'INSERT … VALUES statement')}, each sent with one parameter set that "
+        f"holds the values of up to {plural(max((s.rowcount or 0 for s in writes), default=0), 'row')}."
+    )
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "batches",
+        "add_all() with a batch size of {batch_size:,}: how many INSERT statements will carry "
+        "the {rows:,} rows?",
+        answer="metric:statements_executed",
+        variant="add-all",
+        why=lambda r: (
+            f"The unit of work sends the rows in INSERT … VALUES statements of at most "
+            f"{r.params['batch_size']:,} rows each: {r.metrics['statements_executed']} of them, the largest "
+            f"{r.metrics['rows_per_statement_max']:,} rows."
+        ),
+    ),
+    Challenge(
+        "five-times-faster",
+        "Insert {rows:,} rows at least 5× faster than the add() loop",
+        checks=(
+            Check("metric:insert_ms", faster_than="add-loop", times=5),
+            Check("metric:rows_in_table", at_least="rows"),
+        ),
+        params={"rows": 10_000},
+    ),
+)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import with_loader_criteria
 from recipes import params
 from recipes.base import Recipe, Rows
 from recipes.datasets import ACCOUNTS, Account
+from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of
 
 LISTED = 20
@@ -211,3 +212,25 @@ def notes(result):
     if summary is not None and summary.key_scan is not None:
         lines.append(f"Plan: {summary.key_scan.label}, {summary.rows_read:,} rows read.")
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "dead-listed",
+        "The list forgot its deleted_at filter. How many soft-deleted accounts will show among the first "
+        f"{LISTED} of {{rows:,}}?",
+        answer="metric:deleted_rows_listed",
+        variant="list-forgot-filter",
+    ),
+    Challenge(
+        "sign-up-again",
+        "Soft-delete {email}, sign up again with it, and end with both rows: the deleted one and the new one",
+        checks=(Check("errors", at_most=0), Check("rows_returned", equals=2)),
+    ),
+    Challenge(
+        "no-dead-listed",
+        f"List {LISTED} accounts with no soft-deleted one among them",
+        checks=(Check("metric:deleted_rows_listed", equals=0),),
+    ),
+)

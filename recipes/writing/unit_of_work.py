@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import SHOP, LineItem, Order, StockItem
+from recipes.learning import Challenge, Check, Question
 
 SKU = "SKU-1"
 PRICE = 1250
@@ -202,3 +203,20 @@ def notes(result):
     elif not result.ok:
         lines.append("The failure left all three tables exactly as they were before the run.")
     return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "steps-kept",
+        "Step {fail_at_step} fails. Which steps will stay applied after {variant}?",
+        answer="metric:steps_applied",
+        choices=("none", "1", "1, 2", "1, 2, 3"),
+    ),
+    Challenge(
+        "all-or-nothing",
+        "Let step {fail_at_step} fail and leave all three tables as they were",
+        checks=(Check("metric:consistent", equals=True), Check("metric:steps_applied", equals="none")),
+        params={"fail_at_step": "3"},
+    ),
+)

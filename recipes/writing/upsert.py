@@ -10,6 +10,8 @@ or constraint on the conflict columns; name any other column and Postgres refuse
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import delete, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.pool import NullPool
@@ -17,7 +19,8 @@ from sqlalchemy.pool import NullPool
 from recipes import params
 from recipes.base import Param, Recipe, Rows
 from recipes.datasets import USERS, User
-from recipes.notes import plan_of
+from recipes.learning import Challenge, Check, Question
+from recipes.notes import plan_of, plural
 
 SEEDED_USERS = 500
 """A size exists-count never asks for, so the two recipes never share (and re-seed) one table."""
@@ -199,23 +202,7 @@ def on_conflict_race(run, p):
 
 @recipe.notes
 def notes(result):
-    m = result.metrics
-    lines = []
-    if "errors" in m:
-        outcomes = [row[1] for row in result.rows.data] if result.rows else []
-        lines.append(
-            f"{m['workers']} workers ({m['at_once']} at a time): {m['errors']} error(s), "
-            f"{outcomes.count('inserted')} insert(s), {outcomes.count('updated')} update(s); "
-            f"the email now has {m['rows_with_email']} row(s)."
-        )
-        if m["errors"] and result.variant == "select-then-insert":
-            lines.append(
-                f"{outcomes.count('inserted')} worker(s) won; the other {m['errors']} had also seen no row, "
-                "inserted anyway and were stopped only by the unique index."
-            )
-    elif result.ok:
-        sent = result.query_count
-        lines.append(f"The row was {m.get('outcome')} by one upsert ({sent} statement(s) sent in all).")
+    lines = race_lines(result) if "errors" in result.metrics else upsert_lines(result)
     if result.error and "ON CONFLICT" in result.error:
         lines.append(
             f"ON CONFLICT ({result.params['conflict_target']}) was refused: no unique index or constraint "
@@ -226,9 +213,110 @@ def notes(result):
         insert_node = result.plan.json[0]["Plan"]
         arbiters = insert_node.get("Conflict Arbiter Indexes")
         if arbiters:
+            conflicting = int(insert_node.get("Conflicting Tuples", 0))
             lines.append(
                 f"In the EXPLAIN replay (rolled back) the arbiter was {', '.join(arbiters)}: "
-                f"{insert_node.get('Conflicting Tuples', 0)} conflicting, "
-                f"{insert_node.get('Tuples Inserted', 0)} inserted."
+                f"{plural(conflicting, 'conflicting row')}, "
+                f"{plural(int(insert_node.get('Tuples Inserted', 0)), 'row')} inserted"
+                + (
+                    ": the replay ran after the upsert had committed, so it met the row just inserted."
+                    if conflicting and result.metrics.get("outcome") == "inserted"
+                    else "."
+                )
             )
     return lines
+
+
+OUTCOMES = {
+    ("do-update", "inserted"): "{email} was not taken yet: the upsert inserted a new row, id {id}.",
+    ("do-update", "updated"): (
+        "{email} was already taken: the same statement updated that row, id {id}, instead of inserting; "
+        "RETURNING gave it back with name = {name!r}."
+    ),
+    ("do-nothing", "inserted"): (
+        "{email} was not taken yet: the upsert inserted a new row, id {id} (DO NOTHING acts only on a "
+        "key that exists)."
+    ),
+    ("do-nothing", "nothing returned"): (
+        "{email} was already taken: DO NOTHING left row {id} as it was, and RETURNING gave back no row "
+        "at all; the row shown was read by a SELECT of its own."
+    ),
+}
+
+
+def upsert_lines(result) -> list[str]:
+    """What the one upsert did, and what was sent to find out."""
+    outcome = result.metrics.get("outcome")
+    if not result.ok or outcome is None:
+        return []
+    user_id, email, name, _ = result.rows.data[0]
+    template = OUTCOMES.get((result.params["action"], outcome), "{email}: the upsert reported {outcome}.")
+    verbs = Counter(statement_verb(s.sql) for s in result.statements if s.kind == "query")
+    sent = ", ".join(f"{count} {verb}" for verb, count in verbs.items())
+    return [
+        template.format(email=email, id=user_id, name=name, outcome=outcome),
+        f"{plural(result.query_count, 'statement')} sent in all: {sent}.",
+    ]
+
+
+def statement_verb(sql: str) -> str:
+    """'INSERT … ON CONFLICT', 'SELECT', 'DELETE': what a statement is, for counting."""
+    verb = sql.split(None, 1)[0].upper() if sql.strip() else "?"
+    return f"{verb} … ON CONFLICT" if verb == "INSERT" and "ON CONFLICT" in sql else verb
+
+
+def race_lines(result) -> list[str]:
+    """How the workers' attempts ended, and how many rows the email has now."""
+    m = result.metrics
+    rows = result.rows.data if result.rows else []
+    outcomes = Counter(row[1] for row in rows)
+    together = f" {m['at_once']} at a time" if m["at_once"] < m["workers"] else " all at once"
+    if m["workers"] == 1:
+        together = ""
+    ended = [
+        plural(m["errors"], "error"),
+        plural(outcomes["inserted"], "insert"),
+        plural(outcomes["updated"], "update"),
+    ]
+    if outcomes["nothing returned"]:
+        ended.append(f"{outcomes['nothing returned']} with nothing returned (DO NOTHING)")
+    lines = [
+        f"{plural(m['workers'], 'worker')}{together}: {', '.join(ended)}; "
+        f"the email now has {plural(m['rows_with_email'], 'row')}."
+    ]
+    refused = sum(1 for row in rows if row[2].startswith("UniqueViolation"))
+    if refused and result.variant == "select-then-insert":
+        won = outcomes["inserted"]
+        lines.append(
+            f"{plural(won, 'worker')} inserted the row; {plural(refused, 'other')} had also seen no row, "
+            f"inserted anyway and {'was' if refused == 1 else 'were'} stopped only by the unique index."
+        )
+    return lines
+
+
+# --- questions and challenges ---
+recipe.learn(
+    Question(
+        "race-errors",
+        "{workers} workers look for the same new email, then insert it. How many will end in an error?",
+        answer="errors",
+        variant="select-then-insert",
+        why=lambda r: (
+            f"{r.metrics['at_once']} worker(s) ran at once and all saw no row; one insert won and "
+            f"{r.metrics['errors']} hit the unique index."
+        ),
+    ),
+    Question(
+        "conflict-target",
+        "Will INSERT … ON CONFLICT ({conflict_target}) fail?",
+        answer="failed",
+        choices=("yes", "no"),
+        variant="on-conflict",
+    ),
+    Challenge(
+        "race-no-errors",
+        "Survive the {workers}-worker race with 0 errors and exactly one row for the email",
+        checks=(Check("errors", at_most=0), Check("metric:rows_with_email", equals=1)),
+        params={"workers": 8},
+    ),
+)

@@ -1,0 +1,72 @@
+"""A workshop room in Chromium: a host and three participants, each in their own browser context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests import test_browser as shared
+
+# The browser fixtures of test_browser.py, used here under the same names.
+_allow_orm_beside_playwright = shared._allow_orm_beside_playwright
+_drop_sandboxes = shared._drop_sandboxes
+browser = shared.browser
+console_errors = shared.console_errors
+page = shared.page
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+NAMES = ("Ada", "Grace", "<i>Edsger</i>")
+
+
+@pytest.fixture
+def participants(browser, console_errors) -> Iterator[list[Page]]:
+    """Three participants, each with their own cookies (so their own session and sandbox)."""
+    pages = [shared.open_page(browser, console_errors) for _ in NAMES]
+    yield [next(p) for p in pages]
+    for p in pages:
+        next(p, None)
+
+
+def test_a_room_with_a_host_and_three_participants(page, participants, live_server):
+    host = page
+    host.goto(live_server.url + "/rooms/new")
+    host.get_by_label("Room name").fill("Tuesday onboarding")
+    host.get_by_label("Track").select_option("onboarding")
+    host.get_by_role("button", name="Make the room").click()
+    expect(host.get_by_role("heading", level=1)).to_have_text("Tuesday onboarding")
+    join_url = host.locator("#join-url").inner_text()
+    code = host.locator("#join-code").inner_text()
+
+    for person, name in zip(participants, NAMES, strict=True):
+        person.goto(join_url)
+        expect(person.get_by_label("Room code")).to_have_value(code)
+        person.get_by_label("Your name").fill(name)
+        person.get_by_role("button", name="Join").click()
+        expect(person.locator("#member-name")).to_have_text(name)
+    expect(host.locator("#board .member-name")).to_have_text(list(NAMES))  # the board polled itself
+
+    host.get_by_label("Send everyone to").select_option("1")
+    host.get_by_role("button", name="Push the step").click()
+    expect(host.locator("#current-step")).to_contain_text("Step 1")
+    for person, guess in zip(participants, ("0", "5", "0"), strict=True):
+        expect(person).to_have_url(live_server.url + "/tracks/onboarding/1/")  # moved by its poll
+        person.locator(".question input").fill(guess)
+        person.get_by_role("button", name="Predict and run").click()
+        expect(person.locator("#truth")).to_have_text("0")
+
+    rows = host.locator("#board tr.member")
+    expect(rows).to_have_count(3)
+    expect(host.locator("#board .run-state")).to_have_text(["timestamp-mixin / raw-update: ok"] * 3)
+    expect(host.locator("#board .run-queries")).to_have_text(["3"] * 3)
+    expect(host.locator("#spread")).to_contain_text("2 of 3 right")
+    expect(host.locator("#spread li")).to_have_text(["Ada: 0 ✓", "Grace: 5 ✗", "<i>Edsger</i>: 0 ✓"])
+
+    # The next push reaches them on the step page they are on, through the room bar.
+    host.get_by_label("Send everyone to").select_option("3")
+    host.get_by_role("button", name="Push the step").click()
+    for person in participants:
+        expect(person).to_have_url(live_server.url + "/tracks/onboarding/3/")
+    expect(host.locator("#board tr.member")).to_contain_text(["Step 3"] * 3)
