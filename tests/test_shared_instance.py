@@ -25,7 +25,7 @@ import recipes
 from playground import sandbox as sandboxes
 from playground.models import Run, Sandbox
 from playground.running import apart, service
-from playground.running.deadline import CLIENT_GONE, Watch, socket_closed
+from playground.running.deadline import CLIENT_GONE, RunStopped, Watch, socket_closed
 from playground.running.service import SESSION_KEY
 from playground.sandbox import engines
 from recipes.validation import InvalidParams
@@ -174,8 +174,11 @@ def test_a_run_whose_client_left_stops(settings, session):
 
 
 def test_a_watch_keeps_the_first_reason_it_stopped_for():
-    with Watch(0.2, client_gone=lambda: True) as watch:
-        time.sleep(0.5)
+    with Watch(5, client_gone=lambda: True) as watch:
+        wait_for(lambda: watch.reason is not None, timeout=2)
+        watch.stop("another reason")
+        with pytest.raises(RunStopped, match="went away"):
+            watch.check()
     assert watch.reason == CLIENT_GONE
 
 

@@ -1,13 +1,14 @@
 """What stops a run from outside: its deadline, a client that went away, too many statements.
 
 A `Watch` is active around one run (routed by a ContextVar, like the capture, so worker threads
-started by a recipe belong to it). Once it is stopped, three things end the run, each where it can:
+started by a recipe belong to it); one watchdog thread per process looks at every active watch's
+clock and client. Once a watch is stopped, three things end the run, each where it can:
 
 - **Between statements**: a listener on every sandbox engine refuses the run's next statement
   with `RunStopped`. This is what ends a loop of many short statements: cancelling the one in
   flight ends only that one (a recipe that catches database errors would send the next), and a
   statement timeout never fires on statements that each take a millisecond.
-- **During a statement**: the watch's thread cancels whatever runs on the connections the run has
+- **During a statement**: the watchdog's thread cancels whatever runs on the connections the run has
   checked out (psycopg's `cancel_safe`, Postgres' cancel request), so a long query, a lock wait or
   a COPY ends at the deadline, not at the role's statement timeout.
 - **Python work between statements** (building 200,000 ORM objects) cannot be interrupted from
@@ -65,24 +66,19 @@ class Watch:
         """Statements the run has sent through SQLAlchemy so far (its setup's included)."""
         self._ends = float("inf")
         self._connections: set[Any] = set()
-        # Reentrant: a connection garbage-collected (and so checked in) in the watch thread while it
-        # cancels must not wait for itself.
+        # Reentrant: a connection garbage-collected (and so checked in) in the watchdog's thread
+        # while it cancels must not wait for itself.
         self._lock = threading.RLock()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
         self._token: Token | None = None
 
     def __enter__(self) -> Watch:
         self._ends = time.monotonic() + self.seconds
         self._token = _current.set(self)
-        self._thread = threading.Thread(target=self._watch, name="playground-run-watch", daemon=True)
-        self._thread.start()
+        _watchdog.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        if self._thread is not None:
-            self._thread.join()
+        _watchdog.remove(self)
         if self._token is not None:
             _current.reset(self._token)
             self._token = None
@@ -113,16 +109,14 @@ class Watch:
             self.stop(statements_message(self.max_statements))
         self.check()
 
-    def _watch(self) -> None:
-        while not self._done.is_set():
-            remaining = self._ends - time.monotonic()
-            if remaining <= 0:
-                self.stop(deadline_message(self.seconds))
-                return
-            if self.client_gone is not None and self.client_gone():
-                self.stop(CLIENT_GONE)
-                return
-            self._done.wait(min(POLL_SECONDS, remaining))
+    def _poll(self) -> None:
+        """The watchdog's look: stop the run if its time is up or its client has gone."""
+        if self.reason is not None:
+            return
+        if time.monotonic() >= self._ends:
+            self.stop(deadline_message(self.seconds))
+        elif self.client_gone is not None and self.client_gone():
+            self.stop(CLIENT_GONE)
 
     def _checked_out(self, dbapi_connection: Any) -> None:
         with self._lock:
@@ -131,6 +125,42 @@ class Watch:
     def _checked_in(self, dbapi_connection: Any) -> None:
         with self._lock:
             self._connections.discard(dbapi_connection)
+
+
+class _Watchdog:
+    """One thread per process looks after every run in progress, every POLL_SECONDS.
+
+    Cheaper than a thread per run (a run takes milliseconds, starting a thread a good part of
+    one), and started on first use, so that a process forked from one that never ran anything
+    (gunicorn's preloading master) starts its own.
+    """
+
+    def __init__(self) -> None:
+        self._watches: set[Watch] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: Watch) -> None:
+        with self._lock:
+            self._watches.add(watch)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="playground-watchdog", daemon=True)
+                self._thread.start()
+
+    def remove(self, watch: Watch) -> None:
+        with self._lock:
+            self._watches.discard(watch)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(POLL_SECONDS)
+            with self._lock:
+                watches = list(self._watches)
+            for watch in watches:
+                watch._poll()
+
+
+_watchdog = _Watchdog()
 
 
 def current() -> Watch | None:
