@@ -18,11 +18,18 @@ import argparse
 import sys
 import time
 
-from bench import capture, cold_start, environment, honesty, http_path, memory
+from bench import capture, cold_start, crowd, environment, honesty, http_path, memory
 from bench.report import Figure, print_table
 from bench.server import Gunicorn
 
-FIGURES = {"capture": capture, "http": http_path, "cold": cold_start, "honesty": honesty, "memory": memory}
+FIGURES = {
+    "capture": capture,
+    "http": http_path,
+    "cold": cold_start,
+    "honesty": honesty,
+    "memory": memory,
+    "crowd": crowd,
+}
 """Each figure's name on the command line, and the module that measures it (its docstring says how)."""
 
 
@@ -32,11 +39,15 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--repeat", type=int, default=30, help="repetitions per figure (default 30)")
     parser.add_argument("--memory-runs", type=int, default=1000)
-    parser.add_argument("--quick", action="store_true", help="10 repetitions, 200 memory runs")
+    parser.add_argument("--users", type=int, default=30, help="people in the crowd, 4 to 50 (default 30)")
+    parser.add_argument("--seconds", type=float, default=60, help="how long the crowd stays, 10 to 300 s")
+    parser.add_argument("--quick", action="store_true", help="10 repetitions, 200 memory runs, a 20 s crowd")
     parser.add_argument("--only", default=",".join(FIGURES), help=f"comma separated, of {', '.join(FIGURES)}")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeat, args.memory_runs = 10, 200
+        args.repeat, args.memory_runs, args.seconds = 10, 200, 20
+    args.users = max(4, min(args.users, 50))  # loopback only, and bounded: see docs/performance.md
+    args.seconds = max(10.0, min(args.seconds, 300.0))
     chosen = [f.strip() for f in args.only.split(",") if f.strip()]
     unknown = set(chosen) - set(FIGURES)
     if unknown:
@@ -59,6 +70,12 @@ def main(argv: list[str]) -> None:
                     figures += http_path.measure(site, args.repeat)
                 if "cold" in chosen:
                     figures += cold_start.measure(site, max(5, args.repeat // 6))
+            finally:
+                site.stop()
+        if "crowd" in chosen:  # the production defaults: two workers of two threads
+            site = Gunicorn(workers=2, threads=2, GUNICORN_KEEPALIVE="5")
+            try:
+                figures += crowd.measure(site, args.users, args.seconds)
             finally:
                 site.stop()
     finally:

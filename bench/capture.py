@@ -1,4 +1,4 @@
-"""A variant's time inside `runner.run` (listeners on, capture active) / the same variant
+"""A variant's time inside `runner.run` (listeners on, capture and watch active) / the same variant
 function on a second engine of the same sandbox without listeners; interleaved, same process."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ def measure(repeat: int) -> list[Figure]:
     from playground import sandbox
     from playground.conf import setting
     from playground.running import runner
+    from playground.running.deadline import Watch
+    from playground.running.engine import discard_session_state
     from playground.sandbox import engines
     from recipes.base import Params
     from recipes.context import Run
@@ -31,7 +33,7 @@ def measure(repeat: int) -> list[Figure]:
         pool_pre_ping=True,
         connect_args={"prepare_threshold": None},
     )
-    event.listen(bare, "reset", engines.discard_session_state)
+    event.listen(bare, "reset", discard_session_state)
     cases = [
         ("eager-loading", "lazy", {"authors": 50}, "lazy N+1, 50 authors (51 queries)"),
         ("offset-pagination", "offset", {"size": 20}, "20-row page + count (2 queries)"),
@@ -44,7 +46,13 @@ def measure(repeat: int) -> list[Figure]:
             func = recipe.variants[variant].func
 
             def with_capture(recipe=recipe, variant=variant, params=params) -> float:
-                result = runner.run(recipe=recipe, variant=variant, params=params, engine=captured)
+                # As a request runs it: the run's watch counts and checks every statement too.
+                watch = Watch(
+                    setting("RUN_DEADLINE_SECONDS"), max_statements=setting("MAX_STATEMENTS_PER_RUN")
+                )
+                result = runner.run(
+                    recipe=recipe, variant=variant, params=params, engine=captured, watch=watch
+                )
                 assert result.ok, result.error
                 return result.elapsed_ms
 

@@ -45,6 +45,8 @@ class Browser:
         self.port = port
         self.cookies: dict[str, str] = {}
         self.conn: http.client.HTTPConnection | None = None
+        self.headers: http.client.HTTPMessage | None = None
+        """The headers of the last response."""
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
         headers = dict(headers or {})
@@ -57,6 +59,7 @@ class Browser:
                 self.conn.request(method, path, body=body, headers=headers)
                 response = self.conn.getresponse()
                 data = response.read()
+                self.headers = response.headers
                 break
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 self.conn.close()

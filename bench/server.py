@@ -20,7 +20,8 @@ from bench.environment import ROOT
 class Gunicorn:
     """gunicorn.conf.py in a subprocess, one worker, DEBUG off, on a free loopback port."""
 
-    def __init__(self, workers: int = 1, threads: int = 2):
+    def __init__(self, workers: int = 1, threads: int = 2, **settings: str):
+        """`settings`: environment variables over the defaults below (GUNICORN_KEEPALIVE="5")."""
         from bench.load import free_port
 
         self.port = free_port()
@@ -38,6 +39,7 @@ class Gunicorn:
             "GUNICORN_THREADS": str(threads),
             "GUNICORN_LOG_LEVEL": "warning",
             "GUNICORN_KEEPALIVE": "120",  # sessions take turns: keep their connections open
+            **settings,
         }
         python = sys.executable
         subprocess.run(

@@ -239,6 +239,27 @@ PLAYGROUND = {
     # waits this long for a slot, then gets a "busy" message.
     "RUNS_PER_PROCESS": int(os.environ.get("PLAYGROUND_RUNS_PER_PROCESS", "3")),
     "RUN_SLOT_WAIT_SECONDS": 20,
+    # Heavy runs (a recipe's declared cost above either figure: statements sent, rows held in
+    # Python) take turns: HEAVY_RUNS_PER_PROCESS at once in a web process, so its other run slots
+    # stay free for everyone else, and HEAVY_RUNS_AT_ONCE on the whole sandbox server (every
+    # process and instance); a heavy run waits this long for its turn (0: it is refused at once
+    # with a "busy" message: a waiting run holds a web thread that light runs need).
+    "HEAVY_RUN_STATEMENTS": 1_000,
+    "HEAVY_RUN_ROWS": 20_000,
+    "HEAVY_RUNS_PER_PROCESS": int(os.environ.get("PLAYGROUND_HEAVY_RUNS_PER_PROCESS", "1")),
+    "HEAVY_RUNS_AT_ONCE": int(os.environ.get("PLAYGROUND_HEAVY_RUNS_AT_ONCE", "1")),
+    "HEAVY_SLOT_WAIT_SECONDS": 0,
+    # Wall-clock deadline of one run (setup, variant, EXPLAIN): then its statements are cancelled
+    # on the server and it ends with a message. Below GUNICORN_TIMEOUT and the proxy's timeout.
+    "RUN_DEADLINE_SECONDS": float(os.environ.get("PLAYGROUND_RUN_DEADLINE_SECONDS", "20")),
+    # Statements one run may send; the next one stops it (bounds the capture's memory).
+    "MAX_STATEMENTS_PER_RUN": int(os.environ.get("PLAYGROUND_MAX_STATEMENTS_PER_RUN", "10000")),
+    # A result lists at most this many statements, in at most this many kilobytes of JSON, in the
+    # response and the page; a stored run keeps fewer. What is left out is counted and said.
+    "STATEMENTS_SHOWN": 500,
+    "RESULT_MAX_KB": 1024,
+    "STORED_STATEMENTS": 300,
+    "STORED_RESULT_MAX_KB": 256,
     # Runs one session may start: a burst, then a steady rate (token bucket kept in the app
     # database, so every worker and instance shares it). Beyond it: 429 with a clear message.
     "RUN_BURST": int(os.environ.get("PLAYGROUND_RUN_BURST", "30")),

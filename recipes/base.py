@@ -99,6 +99,20 @@ class Rows:
         return cls(columns, [tuple(getattr(o, c) for c in columns) for o in objects])
 
 
+@dataclass(frozen=True)
+class Cost:
+    """What one run will ask of a shared instance, estimated from its parameters before it runs.
+
+    A recipe declares it with `@recipe.cost`; the web layer gives a run above its thresholds a
+    place among the few heavy ones, so that everyone else's runs stay quick.
+    """
+
+    statements: int = 1
+    """Statements the variant sends, about (round trips, each with its Python around it)."""
+    rows: int = 0
+    """Rows the variant holds in Python at once: ORM objects, parameter lists, fetched rows."""
+
+
 VariantFunc = Callable[["Run", Params], "Rows | None"]
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -195,6 +209,8 @@ class Recipe:
     guard_hook: Callable[[str, Params], dict[str, str]] | None = None
     """Set by `@recipe.guard`: refuses combinations of parameters too costly for a shared instance,
     as field → message."""
+    cost_hook: Callable[[str, Params], Cost] | None = None
+    """Set by `@recipe.cost`: what a run of (variant, params) will cost; `Cost()` when unset."""
     sweep_defaults: SweepDefaults = field(default_factory=SweepDefaults)
     """What a sweep of this recipe plots and where its range ends, unless the person changes them."""
     questions: dict[str, Question] = field(default_factory=dict)
@@ -258,6 +274,17 @@ class Recipe:
         """Register the check run on (variant, params) before anything runs (sets `guard_hook`)."""
         self.guard_hook = func
         return func
+
+    def cost(self, func: Callable[[str, Params], Cost]) -> Callable[[str, Params], Cost]:
+        """Register the estimate of what a run costs, `(variant, p)` → `Cost` (sets `cost_hook`)."""
+        self.cost_hook = func
+        return func
+
+    def cost_of(self, variant: str, params: Mapping[str, Any]) -> Cost:
+        """What a run of `variant` with `params` (defaults filled in) will cost, as declared."""
+        if self.cost_hook is None:
+            return Cost()
+        return self.cost_hook(variant, Params({**self.defaults(), **params}))
 
     def validate(self, data: Mapping[str, Any], *, form: bool = False) -> Validated:
         """The variant and parameters `data` asks for, checked; raises `InvalidParams` (recipes.validation).

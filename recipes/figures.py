@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from recipes.plan import PlanSummary
-    from recipes.results import RunResult
+    from recipes.results import RunResult, Statement
 
 DEFINITIONS = {
     "queries": "Statements the variant sent to Postgres (transaction markers and EXPLAIN not counted).",
@@ -76,14 +76,19 @@ def _returns_rows(sql: str) -> bool:
     return bool(_READS.search(sql))
 
 
+def rows_fetched(statements: list[Statement]) -> int:
+    """Rows that came back over the wire, over the queries and COPYs among `statements`."""
+    sent = [s for s in statements if s.kind in ("query", "copy")]
+    return sum(s.rowcount for s in sent if _returns_rows(s.sql) and (s.rowcount or 0) > 0)
+
+
 def figures_of(result: RunResult) -> Figures:
-    sent = [s for s in result.statements if s.kind in ("query", "copy")]
     plan = result.plan.summary if result.plan is not None else None
     return Figures(
         queries=result.query_count,
         wall_ms=result.elapsed_ms,
         db_ms=result.db_ms,
-        rows_fetched=sum(s.rowcount for s in sent if _returns_rows(s.sql) and (s.rowcount or 0) > 0),
+        rows_fetched=rows_fetched(result.statements) + result.fetched_omitted,
         rows_returned=result.rows.total if result.rows else None,
         plan=plan,
     )

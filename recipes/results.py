@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import re
 import uuid
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from functools import cached_property
 from typing import Any, Literal
 
-from recipes.figures import Figures, figures_of
+from recipes.figures import Figures, figures_of, rows_fetched
 from recipes.plan import PlanSummary, summarize
 
 StatementKind = Literal["query", "transaction", "explain", "copy"]
@@ -96,6 +97,11 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
     """What was done to prepare the sandbox before the run (seeding, indexes), with timings."""
+    queries_omitted: int = 0
+    """Statements the variant sent (queries, COPY) left out of `statements` to keep a long run's
+    result small (see `trimmed`); `query_count`, `db_ms` and the figures still count them."""
+    fetched_omitted: int = 0
+    """Rows fetched by the statements left out, so that `figures.rows_fetched` stays whole."""
     run_id: int | None = None
     """The id of the stored run in the session's history (None for a run kept nowhere): its
     exports are at /runs/<id>/export and /runs/<id>/plan.json."""
@@ -122,6 +128,55 @@ class RunResult:
             }
             object.__setattr__(self, "_json", built)
         return built
+
+    def trimmed(self, max_statements: int, max_bytes: int) -> RunResult:
+        """This result with at most `max_statements` statements in about `max_bytes` of JSON (more
+        only when the main statement and its two EXPLAINs, always kept whole, take more).
+
+        The first statements are kept, in order, and always the main one (the last marked: the
+        one EXPLAINed) and the EXPLAINs; the rest are counted (`queries_omitted`,
+        `fetched_omitted`) and a note says so. Figures, notes, rows and plan stay whole. Returns
+        the result itself when it is small enough already.
+        """
+        if len(self.statements) <= max_statements and _size(self.to_json()) <= max_bytes:
+            return self
+        mains = [i for i, s in enumerate(self.statements) if s.main]
+        always = [
+            s.kind == "explain" or (i == mains[-1] if mains else False) for i, s in enumerate(self.statements)
+        ]
+        room = max_bytes - _size({**self.to_json(), "statements": []})
+        room -= sum(_size(jsonable(s)) for s, kept in zip(self.statements, always, strict=True) if kept)
+        head = max(0, max_statements - sum(always))
+        keep = list(always)
+        for i, s in enumerate(self.statements):
+            if always[i]:
+                continue
+            room -= _size(jsonable(s))
+            if head <= 0 or room < 0:
+                break  # a contiguous head: what is left out is the end of the run
+            keep[i], head = True, head - 1
+        kept = [s for s, k in zip(self.statements, keep, strict=True) if k]
+        left = [s for s, k in zip(self.statements, keep, strict=True) if not k]
+        omitted = self.queries_omitted + sum(1 for s in left if s.kind in ("query", "copy"))
+        note = (
+            f"{TRIMMED_NOTE} {self.query_count - omitted:,} of the {self.query_count:,} queries the variant "
+            f"sent, the first ones; the {omitted:,} left out are counted in every figure."
+        )
+        return replace(
+            self,
+            statements=kept,
+            notes=[*(n for n in self.notes if not n.startswith(TRIMMED_NOTE)), note],
+            queries_omitted=omitted,
+            fetched_omitted=self.fetched_omitted + rows_fetched(left),
+        )
+
+
+TRIMMED_NOTE = "The statement list shows"
+
+
+def _size(data: Any) -> int:
+    """Bytes of `data` as JSON, as it is sent and stored."""
+    return len(json.dumps(data, default=str))
 
 
 def stored_as(result: RunResult, run_id: int) -> RunResult:

@@ -39,10 +39,15 @@ class StatementStats:
     duplicates: int
     explains: list[Statement]
     """The runner's EXPLAINs of the main statement, sent after everything the variant sent."""
+    omitted: int = 0
+    """Queries the run sent that the list leaves out (see `RunResult.trimmed`)."""
 
     @property
     def headline(self) -> str:
-        text = f"{self.queries} quer{'y' if self.queries == 1 else 'ies'}"
+        total = self.queries + self.omitted
+        text = f"{total:,} quer{'y' if total == 1 else 'ies'}"
+        if self.omitted:
+            text += f" ({self.omitted:,} not listed)"
         if self.most_repeated > 1:
             text += f", {self.most_repeated} of them the same shape"
         if self.duplicates:
@@ -50,7 +55,7 @@ class StatementStats:
         return text
 
 
-def statement_stats(statements: list[Statement]) -> StatementStats:
+def statement_stats(statements: list[Statement], omitted: int = 0) -> StatementStats:
     queries = [s for s in statements if s.kind in ("query", "copy")]
     shapes = Counter(s.shape for s in queries)
     seen: set[tuple[str, str]] = set()
@@ -77,4 +82,5 @@ def statement_stats(statements: list[Statement]) -> StatementStats:
         most_repeated=max(shapes.values(), default=0),
         duplicates=duplicates,
         explains=statements[ran:],
+        omitted=omitted,
     )

@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import Engine, event
 
+from playground.running import deadline
+from playground.running.deadline import RunStopped
 from recipes.context import MAIN_OPTION
 from recipes.results import Statement, StatementKind
 
@@ -55,6 +57,11 @@ class Capture:
         """The statement the recipe marked as the one to EXPLAIN (the last, if several)."""
         marked = [s for s in self.statements if s.main]
         return marked[-1] if marked else None
+
+
+def instrument(engine: Engine) -> Engine:
+    """Everything a sandbox engine carries: the run watch's listeners, then the capture's."""
+    return install(deadline.install(engine))
 
 
 def install(engine: Engine) -> Engine:
@@ -116,10 +123,16 @@ def _cache_stats(context) -> str | None:
 
 
 def _failed(exception_context) -> None:
-    """A statement that raised still went to the server: record it, without a rowcount."""
+    """A statement that raised still went to the server: record it, without a rowcount.
+
+    Not one the run's watch refused before it was sent (`RunStopped`): the capture's own
+    `_before` never saw it either, as the watch's listener comes first.
+    """
     capture = _current.get()
     conn = exception_context.connection
     if capture is None or conn is None or exception_context.statement is None:
+        return
+    if isinstance(exception_context.original_exception, RunStopped):
         return
     starts = conn.info.get(_STARTED) or [time.perf_counter()]
     started = starts.pop()

@@ -6,13 +6,16 @@ import json
 import time
 import tracemalloc
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from playground.running.capture import Capture, install, record
+from playground.running import deadline
+from playground.running.capture import Capture, instrument, record
+from playground.running.deadline import RunStopped, Watch
 from recipes.base import Params, Recipe, Rows, VariantFunc
 from recipes.context import Run, Setup
 from recipes.results import Plan, RunResult, Statement, TableRows, jsonable
@@ -26,35 +29,33 @@ class SetupError(Exception):
 
 
 def run(
-    *, recipe: Recipe, variant: str, params: Mapping[str, Any], engine: Engine, max_rows: int = 50
+    *,
+    recipe: Recipe,
+    variant: str,
+    params: Mapping[str, Any],
+    engine: Engine,
+    max_rows: int = 50,
+    watch: Watch | None = None,
 ) -> RunResult:
     """Run one variant of `recipe` on `engine` (a sandbox) and measure everything it sent.
 
-    `params` are already validated; missing ones take their defaults.
+    `params` are already validated; missing ones take their defaults. `watch`, when given, bounds
+    the whole run (setup, variant, EXPLAIN): its deadline, its client, its statement count.
     """
     p = Params({**recipe.defaults(), **params})
-    func = recipe.variants[variant].func
-    setup = prepare(recipe, p, engine)
-
-    rows: Rows | None = None
-    error: str | None = None
-    with Capture() as capture:
-        context = Run(
-            engine, setup.prepared, instrument=install, recorder=record, statements=capture.statements
-        )
-        started = time.perf_counter()
-        try:
-            rows = func(context, p)
-            if context.error is not None:
-                error = describe_error(context.error)
-        except SQLAlchemyError as exc:
-            error = describe_error(exc)
-        finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            context.close()
-        plan = explain(engine, capture) if capture.main is not None else None
-    if recipe.measure_memory and error is None:
-        context.metrics.update(memory_pass(func, p, engine, setup))
+    with watch if watch is not None else nullcontext():
+        setup = prepare(recipe, p, engine)
+        with Capture() as capture:
+            context = Run(
+                engine, setup.prepared, instrument=instrument, recorder=record, statements=capture.statements
+            )
+            rows, error, elapsed_ms = _variant(recipe, recipe.variants[variant].func, context, p)
+            stopped = watch.reason if watch is not None else None
+            if stopped is not None:  # whatever the variant made of a cancelled statement
+                error = stopped
+            plan = explain(engine, capture) if capture.main is not None and stopped is None else None
+        if recipe.measure_memory and error is None:
+            context.metrics.update(memory_pass(recipe.variants[variant].func, p, engine, setup))
 
     statements = capture.statements
     variant_statements = [s for s in statements if s.kind in ("query", "copy")]
@@ -73,8 +74,27 @@ def run(
         metrics=jsonable(context.metrics),
         setup=setup.log,
     )
-    notes = recipe.notes_hook(result) if recipe.notes_hook else []
+    notes = recipe.notes_hook(result) if recipe.notes_hook and stopped is None else []
     return replace(result, notes=notes)
+
+
+def _variant(recipe: Recipe, func: Any, context: Run, p: Params) -> tuple[Rows | None, str | None, float]:
+    """Call the variant, untraced: (rows, error, wall ms). Its own database errors are its result."""
+    rows: Rows | None = None
+    error: str | None = None
+    started = time.perf_counter()
+    try:
+        rows = func(context, p)
+        if context.error is not None:
+            error = describe_error(context.error)
+    except SQLAlchemyError as exc:
+        error = describe_error(exc)
+    except RunStopped as exc:
+        error = str(exc)
+    finally:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        context.close()
+    return rows, error, elapsed_ms
 
 
 def memory_pass(func: VariantFunc, p: Params, engine: Engine, setup: Setup) -> dict[str, Any]:
@@ -83,17 +103,18 @@ def memory_pass(func: VariantFunc, p: Params, engine: Engine, setup: Setup) -> d
     Tracing hooks every allocation and slows allocation-heavy code several times over, so the run
     whose times are shown is the untraced one, and this pass's own wall time is reported beside
     it (`traced_ms`). Its statements repeat the run's: they are counted, not listed. The variant
-    runs twice, so a recipe that measures memory must only read.
+    runs twice, so a recipe that measures memory must only read. The pass is inside the run's
+    watch: the deadline and the statement cap bound both passes together.
     """
     with Capture() as capture:
         context = Run(
-            engine, setup.prepared, instrument=install, recorder=record, statements=capture.statements
+            engine, setup.prepared, instrument=instrument, recorder=record, statements=capture.statements
         )
         tracemalloc.start()
         started = time.perf_counter()
         try:
             func(context, p)
-        except SQLAlchemyError:
+        except (SQLAlchemyError, RunStopped):
             return {}
         finally:
             traced_ms = (time.perf_counter() - started) * 1000
@@ -116,8 +137,10 @@ def prepare(recipe: Recipe, p: Params, engine: Engine) -> Setup:
             if recipe.setup_hook is not None:
                 recipe.setup_hook(setup, p)
             setup.analyze()  # tables a setup seeded without re-indexing them afterwards
-    except SQLAlchemyError as exc:
-        raise SetupError(f"Preparing the sandbox failed: {describe_error(exc)}") from exc
+    except (SQLAlchemyError, RunStopped) as exc:
+        watch = deadline.current()
+        why = watch.reason if watch is not None and watch.reason else describe_error(exc)
+        raise SetupError(f"Preparing the sandbox failed: {why}") from exc
     return setup
 
 
@@ -131,17 +154,24 @@ def explain(engine: Engine, capture: Capture) -> Plan | None:
     assert main is not None
     if isinstance(main.parameters, list):  # executemany: nothing single to explain
         return None
+    watch = deadline.current()
     outputs = []
     with engine.connect() as conn:  # one connection, each EXPLAIN in its own rolled-back transaction
         dbapi = conn.connection.dbapi_connection
         for prefix in (EXPLAIN_JSON, EXPLAIN_TEXT):
+            try:
+                if watch is not None:
+                    watch.check()  # sent straight through the driver: no listener refuses it
+            except RunStopped as exc:
+                return Plan(json=[], text=f"EXPLAIN was not run: {exc}")
             started = time.perf_counter()
             try:
                 with dbapi.cursor() as cursor:
                     cursor.execute(prefix + main.sql, main.parameters)
                     outputs.append(cursor.fetchall())
-            except Exception as exc:  # a timeout or a lock: show the run without its plan
-                return Plan(json=[], text=f"EXPLAIN failed: {describe_error(exc)}")
+            except Exception as exc:  # a timeout, a lock, the deadline: show the run without its plan
+                why = watch.reason if watch is not None and watch.reason else describe_error(exc)
+                return Plan(json=[], text=f"EXPLAIN failed: {why}")
             finally:
                 dbapi.rollback()
                 capture.add(_explain_statement(prefix + main.sql, main.parameters, started))

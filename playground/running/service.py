@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,14 +11,15 @@ import recipes
 from playground import sandbox
 from playground.conf import setting
 from playground.models import Run, Sandbox
-from playground.running import limits, runner, sweeps
+from playground.running import apart, limits, runner, sweeps
+from playground.running.deadline import Watch
 from playground.running.sweeps import SweepSpec, sweep_lines
-from recipes.base import Recipe
-from recipes.results import RunResult, stored_as
+from playground.sandbox.engines import SANDBOX_MAX_OVERFLOW
+from recipes.base import Cost, Recipe
+from recipes.results import RunResult, result_from_json, stored_as
 from recipes.validation import InvalidParams
 
 SESSION_KEY = "sandbox"
-STORED_STATEMENTS = 300
 
 
 def sandbox_for(session) -> Sandbox:
@@ -43,20 +44,33 @@ def run_recipe(
     *,
     sweep: uuid.UUID | None = None,
     keep: bool = True,
+    client_gone: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run in this session's sandbox and keep the run in the session's history (unless `keep`
-    is False: a warm-up)."""
-    box, (result,) = _runs(session, recipe, variant, params, repeats=1)
+    is False: a warm-up).
+
+    The run is bounded: a deadline, a statement count, and `client_gone` (a check that the
+    request's client left, see `deadline.client_of`). A heavy one waits its turn among the few,
+    and runs in a process of its own (`playground.running.apart`).
+    """
+    box, (result,) = _runs(session, recipe, variant, params, repeats=1, client_gone=client_gone)
     return _keep(box, recipe, variant, result, sweep) if keep else result
 
 
 def run_point(
-    session, recipe: Recipe, variant: str, params: dict[str, Any], *, sweep: uuid.UUID, y: str
+    session,
+    recipe: Recipe,
+    variant: str,
+    params: dict[str, Any],
+    *,
+    sweep: uuid.UUID,
+    y: str,
+    client_gone: Callable[[], bool] | None = None,
 ) -> RunResult:
     """One point of a sweep's line, kept in the history: for a time, the middle of
     `sweeps.REPEATS` runs by that time; for a count, which is the same on every run, one run."""
     repeats = sweeps.REPEATS if y in sweeps.TIMES else 1
-    box, results = _runs(session, recipe, variant, params, repeats=repeats)
+    box, results = _runs(session, recipe, variant, params, repeats=repeats, client_gone=client_gone)
     ordered = sorted(results, key=lambda r: figure(r, y) or 0.0)
     failed = [r for r in results if not r.ok]
     result = failed[0] if failed else ordered[len(ordered) // 2]
@@ -69,30 +83,62 @@ def figure(result: RunResult, name: str) -> float | None:
 
 
 def _runs(
-    session, recipe: Recipe, variant: str, params: dict[str, Any], *, repeats: int
+    session,
+    recipe: Recipe,
+    variant: str,
+    params: dict[str, Any],
+    *,
+    repeats: int,
+    client_gone: Callable[[], bool] | None,
 ) -> tuple[Sandbox, list[RunResult]]:
-    """`repeats` runs back to back in one run slot, stopping at the first that fails."""
+    """`repeats` runs back to back in one run slot (a heavy one if the declared cost says so),
+    stopping at the first that fails; each run has its own deadline. Each result is cut to what a
+    page shows (`RunResult.trimmed`)."""
     box = sandbox_for(session)
     sandbox.check_quota(box)
+    heavy = is_heavy(recipe.cost_of(variant, params))
     results: list[RunResult] = []
-    with sandbox.run_slot():
-        engine = sandbox.engine_for(box)
+    with sandbox.run_slot(heavy=heavy):
         while len(results) < repeats and (not results or results[-1].ok):
-            results.append(
-                runner.run(
-                    recipe=recipe,
-                    variant=variant,
-                    params=params,
-                    engine=engine,
-                    max_rows=setting("MAX_ROWS_SHOWN"),
-                )
-            )
-    return box, [r if r.ok else replace(r, error=limits.explain_error(r.error)) for r in results]
+            results.append(_one(box, recipe, variant, params, heavy=heavy, client_gone=client_gone))
+    shown = (setting("STATEMENTS_SHOWN"), setting("RESULT_MAX_KB") * 1024)
+    return box, [
+        (r if r.ok else replace(r, error=limits.explain_error(r.error))).trimmed(*shown) for r in results
+    ]
+
+
+def _one(
+    box: Sandbox,
+    recipe: Recipe,
+    variant: str,
+    params: dict[str, Any],
+    *,
+    heavy: bool,
+    client_gone: Callable[[], bool] | None,
+) -> RunResult:
+    """One run, bounded by a deadline, a statement count and its client: a heavy one in a
+    process of its own, a light one here."""
+    if heavy and recipes.get(recipe.slug) is recipe:  # the child finds it by its slug
+        return _run_apart(box, recipe, variant, params, client_gone)
+    watch = Watch(
+        setting("RUN_DEADLINE_SECONDS"),
+        client_gone=client_gone,
+        max_statements=setting("MAX_STATEMENTS_PER_RUN"),
+    )
+    return runner.run(
+        recipe=recipe,
+        variant=variant,
+        params=params,
+        engine=sandbox.engine_for(box),
+        max_rows=setting("MAX_ROWS_SHOWN"),
+        watch=watch,
+    )
 
 
 def _keep(
     box: Sandbox, recipe: Recipe, variant: str, result: RunResult, sweep: uuid.UUID | None
 ) -> RunResult:
+    """Store the run in the session's history, its result cut to what storage keeps."""
     stored = Run.objects.create(
         sandbox=box,
         recipe=recipe.slug,
@@ -103,27 +149,45 @@ def _keep(
         elapsed_ms=result.elapsed_ms,
         db_ms=result.db_ms,
         rows_read=result.figures.rows_read,
-        result=_for_storage(result),
+        result=result.trimmed(setting("STORED_STATEMENTS"), setting("STORED_RESULT_MAX_KB") * 1024).to_json(),
         sweep=sweep,
     )
     return stored_as(result, stored.pk)
 
 
-def _for_storage(result: RunResult) -> dict[str, Any]:
-    """The result as JSON, with a long statement list cut (a lazy load can send thousands)."""
-    data = dict(result.to_json())  # a copy: the view sends the original
-    statements = data["statements"]
-    if len(statements) > STORED_STATEMENTS:
-        data["statements"] = statements[:STORED_STATEMENTS]
-        data["notes"] = [
-            *data["notes"],
-            f"Only the first {STORED_STATEMENTS} of {len(statements)} statements were kept.",
-        ]
-    return data
+def _run_apart(
+    box: Sandbox, recipe: Recipe, variant: str, params: dict[str, Any], client_gone: Callable[[], bool] | None
+) -> RunResult:
+    """A heavy run in a process of its own (see `playground.running.apart`), the same limits."""
+    job = apart.Job(
+        recipe=recipe.slug,
+        variant=variant,
+        params=params,
+        url=sandbox.engine_for(box).url.render_as_string(hide_password=False),
+        pool_size=setting("SANDBOX_POOL_SIZE"),
+        max_overflow=SANDBOX_MAX_OVERFLOW,
+        max_rows=setting("MAX_ROWS_SHOWN"),
+        deadline=setting("RUN_DEADLINE_SECONDS"),
+        max_statements=setting("MAX_STATEMENTS_PER_RUN"),
+        shown=(setting("STATEMENTS_SHOWN"), setting("RESULT_MAX_KB") * 1024),
+    )
+    return result_from_json(apart.run_apart(job, client_gone=client_gone))
+
+
+def is_heavy(cost: Cost) -> bool:
+    """Whether a run of this declared cost is one of the heavy ones, which take turns."""
+    return cost.statements > setting("HEAVY_RUN_STATEMENTS") or cost.rows > setting("HEAVY_RUN_ROWS")
 
 
 def sweep_step(
-    session, recipe: Recipe, params: Mapping[str, Any], spec: SweepSpec, sweep: uuid.UUID, step: int
+    session,
+    recipe: Recipe,
+    params: Mapping[str, Any],
+    spec: SweepSpec,
+    sweep: uuid.UUID,
+    step: int,
+    *,
+    client_gone: Callable[[], bool] | None = None,
 ) -> list[str]:
     """Run every line at the sweep's `step`-th value; return messages for points refused."""
     x = spec.values[step]
@@ -137,7 +201,15 @@ def sweep_step(
             problems = " ".join(m for messages in exc.errors.values() for m in messages)
             refused.append(f"{line_recipe.title} · {variant} at {label} = {x:,}: {problems}")
             continue
-        run_point(session, line_recipe, chosen.variant, dict(chosen.params), sweep=sweep, y=spec.y)
+        run_point(
+            session,
+            line_recipe,
+            chosen.variant,
+            dict(chosen.params),
+            sweep=sweep,
+            y=spec.y,
+            client_gone=client_gone,
+        )
     return refused
 
 
@@ -197,14 +269,16 @@ def stored_run(session, run_id: int) -> Run | None:
     return Run.objects.filter(sandbox__role=role, pk=run_id).first()
 
 
-def compare(session, recipe: Recipe, params: Mapping[str, Any]) -> list[RunResult]:
+def compare(
+    session, recipe: Recipe, params: Mapping[str, Any], *, client_gone: Callable[[], bool] | None = None
+) -> list[RunResult]:
     """Every variant of `recipe` with the same parameters, naive first.
 
     One unrecorded run goes first: otherwise the first variant alone would pay for what is cold
     (the seed, a new engine's compiled-statement cache, the pool's first connections).
     """
-    run_recipe(session, recipe, recipe.default_variant, params, keep=False)
-    return [run_recipe(session, recipe, slug, params) for slug in recipe.variants]
+    run_recipe(session, recipe, recipe.default_variant, params, keep=False, client_gone=client_gone)
+    return [run_recipe(session, recipe, slug, params, client_gone=client_gone) for slug in recipe.variants]
 
 
 def reset_sandbox(session) -> bool:

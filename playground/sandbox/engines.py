@@ -4,15 +4,16 @@ bound how many connections a process can hold."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
-from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, text
 
 from playground.conf import setting
 from playground.models import Sandbox
-from playground.running import capture
+from playground.running.engine import sandbox_engine
 from playground.sandbox.database import (
     admin_url,
     ensure_database,
@@ -50,31 +51,97 @@ def connection_budget(processes: int, threads: int = 1) -> int:
 
 # --- run slots ------------------------------------------------------------------------------
 _slots_lock = threading.Lock()
-_slots: tuple[int, threading.BoundedSemaphore] | None = None
+_slots: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+
+
+def _semaphore(kind: str, size: int) -> threading.BoundedSemaphore:
+    """The process's semaphore of `kind`, made anew when its configured size changed."""
+    with _slots_lock:
+        current = _slots.get(kind)
+        if current is None or current[0] != size:
+            current = _slots[kind] = (size, threading.BoundedSemaphore(size))
+        return current[1]
+
+
+def heavy_slots() -> int:
+    """Heavy runs one process runs at once: at least one, and always one slot fewer than
+    RUNS_PER_PROCESS (when there are two or more), so a light run always finds a slot."""
+    runs = setting("RUNS_PER_PROCESS")
+    return max(1, min(setting("HEAVY_RUNS_PER_PROCESS"), runs - 1))
 
 
 @contextmanager
-def run_slot() -> Iterator[None]:
+def run_slot(*, heavy: bool = False) -> Iterator[None]:
     """One of the process's RUNS_PER_PROCESS run slots, waited for up to RUN_SLOT_WAIT_SECONDS.
 
     A run may open up to its role's CONNECTION_LIMIT connections; capping the runs in progress
     per process is what keeps `connection_budget` true whatever the number of threads.
+
+    A `heavy` run (its declared cost is above the thresholds) first takes its turn: one of
+    `heavy_slots()` in this process, so the other run slots stay free for light runs, and one of
+    HEAVY_RUNS_AT_ONCE on the whole sandbox server (see `heavy_turn`).
     """
-    global _slots
-    size = setting("RUNS_PER_PROCESS")
-    with _slots_lock:
-        if _slots is None or _slots[0] != size:
-            _slots = (size, threading.BoundedSemaphore(size))
-        slots = _slots[1]
-    if not slots.acquire(timeout=setting("RUN_SLOT_WAIT_SECONDS")):
-        raise SandboxBusyError(
-            "The playground is busy: every run slot of this server has been taken for "
-            f"{setting('RUN_SLOT_WAIT_SECONDS')} s. Nothing ran; try again in a few seconds."
-        )
+    with heavy_turn() if heavy else nullcontext():
+        slots = _semaphore("runs", setting("RUNS_PER_PROCESS"))
+        if not slots.acquire(timeout=setting("RUN_SLOT_WAIT_SECONDS")):
+            raise SandboxBusyError(
+                "The playground is busy: every run slot of this server has been taken for "
+                f"{setting('RUN_SLOT_WAIT_SECONDS')} s. Nothing ran; try again in a few seconds."
+            )
+        try:
+            yield
+        finally:
+            slots.release()
+
+
+HEAVY_LOCK = 0x68_65_61_76
+"""First key of the advisory locks that count heavy runs on the sandbox server (the second is the
+slot number, 0 to HEAVY_RUNS_AT_ONCE - 1)."""
+
+
+@contextmanager
+def heavy_turn() -> Iterator[None]:
+    """A heavy run's turn, waited for up to HEAVY_SLOT_WAIT_SECONDS, else `SandboxBusyError`.
+
+    Two bounds: HEAVY_RUNS_PER_PROCESS in this process (a semaphore), and HEAVY_RUNS_AT_ONCE over
+    every process and instance sharing the sandbox server: a session advisory lock per slot, held
+    on an admin connection for the length of the run. Heavy runs spend whole cores, in Python and
+    in Postgres; bounding them where the cores are is what keeps light runs quick. The wait is
+    short on purpose: a waiting run holds a web thread that light runs need.
+    """
+    wait_until = time.monotonic() + setting("HEAVY_SLOT_WAIT_SECONDS")
+    local = _semaphore("heavy", heavy_slots())
+    if not local.acquire(timeout=setting("HEAVY_SLOT_WAIT_SECONDS")):
+        raise SandboxBusyError(HEAVY_BUSY)
     try:
-        yield
+        with admin_engine().connect() as conn:
+            slot = _server_slot(conn, wait_until)
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k, :s)"), {"k": HEAVY_LOCK, "s": slot})
     finally:
-        slots.release()
+        local.release()
+
+
+def _server_slot(conn: Connection, wait_until: float) -> int:
+    """Take one of the server's heavy-run locks, polling until `wait_until`; its slot number."""
+    slots = list(range(setting("HEAVY_RUNS_AT_ONCE")))
+    while True:
+        for slot in slots:
+            taken = conn.execute(text("SELECT pg_try_advisory_lock(:k, :s)"), {"k": HEAVY_LOCK, "s": slot})
+            if taken.scalar_one():
+                return slot
+        if time.monotonic() >= wait_until:
+            raise SandboxBusyError(HEAVY_BUSY)
+        time.sleep(0.05)
+
+
+HEAVY_BUSY = (
+    "Another heavy run (many statements, or many rows held in memory) is in progress on this "
+    "server: heavy runs take turns so that everyone else's stay quick. Nothing ran; try again in "
+    "a few seconds, or with smaller sizes."
+)
 
 
 # --- engines --------------------------------------------------------------------------------
@@ -118,18 +185,7 @@ def engine_for(sandbox: Sandbox) -> Engine:
         password=role_password(sandbox.role),
         query={**admin.query, "options": startup_options(sandbox.role)},
     )
-    engine = create_engine(
-        url,
-        pool_size=setting("SANDBOX_POOL_SIZE"),
-        max_overflow=SANDBOX_MAX_OVERFLOW,
-        pool_timeout=5,
-        pool_pre_ping=True,
-        # Server-side prepared statements would let Postgres switch to a generic plan after a few
-        # runs, silently changing the plans people compare; every run is planned afresh.
-        connect_args={"prepare_threshold": None},
-    )
-    event.listen(engine, "reset", discard_session_state)
-    capture.install(engine)
+    engine = sandbox_engine(url, pool_size=setting("SANDBOX_POOL_SIZE"), max_overflow=SANDBOX_MAX_OVERFLOW)
     evicted = []
     with _lock:
         current = _engines.get(sandbox.role)
@@ -143,24 +199,6 @@ def engine_for(sandbox: Sandbox) -> Engine:
     for old in evicted:
         old.dispose()
     return engine
-
-
-def discard_session_state(dbapi_connection, connection_record, reset_state) -> None:
-    """Before a connection goes back to the pool, forget whatever the run did to its session.
-
-    ROLLBACK alone keeps session-level SETs (a variant's `SET statement_timeout = 0` would
-    outlive it), temporary tables, prepared statements, advisory locks and LISTENs. DISCARD ALL
-    returns the session to the role's own settings. A failure here makes the pool discard the
-    connection instead of reusing it.
-    """
-    if reset_state.terminate_only:
-        return
-    dbapi_connection.rollback()
-    dbapi_connection.autocommit = True
-    try:
-        dbapi_connection.execute("DISCARD ALL")
-    finally:
-        dbapi_connection.autocommit = False
 
 
 def forget_engine(role: str) -> None:

@@ -123,11 +123,14 @@ def call_bars(per_call):
 
 
 @register.filter
-def statement_stats(statements):
-    """Groups of same-shape statements and the headline counts (see recipes.stats)."""
+def statement_stats(value):
+    """Groups of same-shape statements and the headline counts (see recipes.stats), of a list of
+    statements or of a RunResult (then counting the queries its list leaves out)."""
     from recipes.stats import statement_stats as compute
 
-    return compute(statements)
+    if hasattr(value, "statements"):
+        return compute(value.statements, omitted=value.queries_omitted)
+    return compute(value)
 
 
 @register.simple_tag

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 import recipes
 from playground.running import limits, service, sweeps
+from playground.running.deadline import client_of
 from playground.web import sql
 from playground.web.charts import LineChart, line_chart
 from playground.web.forms import RunForm, SweepForm
@@ -36,10 +37,13 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     to_come = len(spec.values) - steps[-1] - 1
     limits.pay_for_sweep(request.session, sweep_id, now=per_point * len(steps), later=per_point * to_come)
     refused: list[str] = []
+    gone = client_of(request.META)
     done, failure = steps[0], None
     try:
         for step in steps:
-            refused += service.sweep_step(request.session, recipe, chosen.params, spec, sweep_id, step)
+            refused += service.sweep_step(
+                request.session, recipe, chosen.params, spec, sweep_id, step, client_gone=gone
+            )
             done = step + 1
     except KNOWN as exc:
         failure = exc

@@ -10,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 import recipes
 from playground.running import limits, service, sweeps
+from playground.running.deadline import client_of
 from playground.web.forms import RunForm, SweepForm
 from playground.web.respond import Refusal, respond
 from recipes.base import Recipe
@@ -90,7 +91,9 @@ def sweep_request(recipe: Recipe, data: Mapping[str, Any]) -> tuple[Validated, s
 def run(request: HttpRequest, recipe: Recipe, chosen: Validated) -> RunResult:
     """One run in this session's sandbox, paid from its run allowance."""
     limits.spend_runs(request.session)
-    return service.run_recipe(request.session, recipe, chosen.variant, dict(chosen.params))
+    return service.run_recipe(
+        request.session, recipe, chosen.variant, dict(chosen.params), client_gone=client_of(request.META)
+    )
 
 
 def refused_page(request: HttpRequest, refusal: Refusal, slug: str) -> HttpResponse | None:

@@ -30,6 +30,7 @@ from django.views import defaults
 from sqlalchemy.exc import SQLAlchemyError
 
 from playground.running import limits
+from playground.running.apart import ApartError
 from playground.running.runner import SetupError
 from playground.sandbox import SandboxBusyError, SandboxLimitError
 from recipes.validation import InvalidParams
@@ -126,6 +127,7 @@ KNOWN = (
     limits.TooManyRuns,
     SandboxLimitError,
     SetupError,
+    ApartError,
     RequestDataTooBig,
     *UNAVAILABLE,
 )
@@ -146,6 +148,8 @@ def as_refusal(exc: BaseException) -> Refusal:
             return Refusal(exc.status, str(exc), retry_after=wait if exc.status in (429, 503) else None)
         case SetupError():
             return Refusal(503, limits.explain_error(str(exc)) or "", retry_after=RETRY_SOON)
+        case ApartError():
+            return Refusal(503, str(exc), retry_after=RETRY_SOON)
         case RequestDataTooBig():
             return Refusal(413, too_large_message())
     # A database down or restarting: the request may work again in a moment.

@@ -14,6 +14,7 @@ from sqlalchemy import text
 import recipes
 from playground import sandbox
 from playground.running import limits, service
+from playground.running.deadline import client_of
 from playground.web.charts import comparison_rows
 from playground.web.forms import RunForm
 from playground.web.recipe_page import (
@@ -60,7 +61,7 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
     chosen = validate_for_compare(recipe, request.POST)
     limits.spend_runs(request.session, len(recipe.variants))
-    results = service.compare(request.session, recipe, chosen.params)
+    results = service.compare(request.session, recipe, chosen.params, client_gone=client_of(request.META))
     ids = ",".join(str(r.run_id) for r in results if r.run_id)
     context = page_context(
         request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results), compared_ids=ids

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.schema import CreateTable
 
 from recipes import btree, params
-from recipes.base import Param, Recipe, Rows
+from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import Base
 from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of, plural
@@ -131,6 +131,11 @@ recipe = Recipe(
         ("RFC 9562: UUID version 7", "https://www.rfc-editor.org/rfc/rfc9562#name-uuid-version-7"),
     ),
 )
+
+
+@recipe.cost
+def cost(variant, p):
+    return Cost(statements=2, rows=p.rows if p.generated == "python" else 0)
 
 
 @recipe.guard

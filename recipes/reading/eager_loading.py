@@ -13,7 +13,7 @@ from collections import Counter
 
 from sqlalchemy import orm, select
 
-from recipes.base import Param, Recipe, Rows
+from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import LIBRARY, REVIEWS_PER_BOOK, Author, Book
 from recipes.learning import Challenge, Check, Question
 
@@ -68,26 +68,36 @@ MAX_QUERIES = 5_000
 MAX_ROWS = 150_000
 
 
-@recipe.guard
-def limits(variant, p):
-    """Refuse runs that would tie up a shared instance for many seconds."""
+PER_PARENT = ("lazy", "immediateload")
+"""The strategies that send one more query per parent."""
+
+
+@recipe.cost
+def cost(variant, p):
     books = p.authors * p.books_per_author
-    queries = 0
-    if variant in ("lazy", "immediateload"):
+    queries = 3  # the eager strategies: a few statements, however many parents
+    if variant in PER_PARENT:
         queries = 1 + (p.authors if p.direction == "authors-books" else min(p.authors, books))
         queries += books if p.nested else 0
     elif variant == "selectinload-one-hop":
         queries = 2 + books  # the authors, their books, then each book's reviews
-    if queries > MAX_QUERIES:
-        return {
-            "authors": f"{variant} would send about {queries:,} queries; one run may send at most "
-            f"{MAX_QUERIES:,}. Lower authors or books per author."
-        }
     reviews = p.nested or variant == "selectinload-one-hop"
     rows = books * (1 + (REVIEWS_PER_BOOK if reviews else 0)) + p.authors
-    if rows > MAX_ROWS:
+    return Cost(statements=queries, rows=rows)
+
+
+@recipe.guard
+def limits(variant, p):
+    """Refuse runs that would tie up a shared instance for many seconds."""
+    expected = cost(variant, p)
+    if variant in (*PER_PARENT, "selectinload-one-hop") and expected.statements > MAX_QUERIES:
         return {
-            "books_per_author": f"this run would load about {rows:,} rows; one run may load at most "
+            "authors": f"{variant} would send about {expected.statements:,} queries; one run may send at "
+            f"most {MAX_QUERIES:,}. Lower authors or books per author."
+        }
+    if expected.rows > MAX_ROWS:
+        return {
+            "books_per_author": f"this run would load about {expected.rows:,} rows; one run may load at most "
             f"{MAX_ROWS:,}."
         }
     return {}

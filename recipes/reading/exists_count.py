@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import exists, func, select, text
 
 from recipes import params
-from recipes.base import Param, Recipe, Rows
+from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import USERS, User
 from recipes.learning import Challenge, Check, Question
 from recipes.notes import plan_of
@@ -73,6 +73,12 @@ recipe = Recipe(
 
 
 MAX_OBJECTS = 100_000
+
+
+@recipe.cost
+def cost(variant, p):
+    matches = p.rows * p.match // 100
+    return Cost(statements=1, rows=matches if variant == "len-all" else 1)
 
 
 @recipe.guard

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from recipes import params
-from recipes.base import Param, Recipe, Rows
+from recipes.base import Cost, Param, Recipe, Rows
 from recipes.datasets import BULK_ITEMS, BulkItem
 from recipes.learning import Challenge, Check, Question
 from recipes.notes import plural
@@ -61,6 +61,42 @@ recipe = Recipe(
         ("psycopg: COPY", "https://www.psycopg.org/psycopg3/docs/basic/copy.html"),
     ),
 )
+
+
+BATCHED = ("add-loop", "add-all", "values", "returning")
+"""The paths that send one INSERT per `batch_size` rows."""
+MAX_STATEMENTS = 2_000
+MAX_ROWS = {
+    "add-loop": (50_000, "the session holds every object it adds until the commit, ~3 kB of Python each"),
+    "add-all": (50_000, "the session holds every object it adds until the commit, ~3 kB of Python each"),
+    "values": (50_000, "SQLAlchemy compiles a new statement for every batch, ~0.1 ms of Python a row"),
+    "executemany": (100_000, "every row's parameters are held in Python at once, ~1.5 kB each"),
+    "returning": (100_000, "every row's parameters and returned id are held in Python at once"),
+}
+"""Rows one run of a path may insert, and why: measured on a shared worker, each bound keeps a run
+under about 160 MB of Python memory and 5 s. COPY streams its rows: it may take the whole range."""
+
+
+@recipe.cost
+def cost(variant, p):
+    statements = -(-p.rows // p.batch_size) if variant in BATCHED else 1
+    return Cost(statements=statements, rows=p.rows)
+
+
+@recipe.guard
+def limits(variant, p):
+    """Refuse runs that would hold a shared worker's memory or time for long."""
+    most, why = MAX_ROWS.get(variant, (p.rows, ""))
+    if p.rows > most:
+        return {"rows": f"{variant} may insert at most {most:,} rows in one run: {why}. copy takes more."}
+    statements = cost(variant, p).statements
+    if statements > MAX_STATEMENTS:
+        return {
+            "batch_size": f"{p.rows:,} rows in batches of {p.batch_size:,} is {statements:,} INSERTs; "
+            f"one run may send at most {MAX_STATEMENTS:,}. Use batches of {-(-p.rows // MAX_STATEMENTS):,} "
+            "or more."
+        }
+    return {}
 
 
 @recipe.setup

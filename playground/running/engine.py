@@ -1,0 +1,53 @@
+"""A sandbox engine as every run uses it, in a web process or in a run's own process.
+
+Nothing here needs Django: a heavy run's process (`playground.running.apart`) builds the same
+engine from the URL it is handed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import URL, Engine, create_engine, event
+
+from playground.running import capture
+
+
+def sandbox_engine(url: URL | str, *, pool_size: int, max_overflow: int, **options: Any) -> Engine:
+    """A pooled engine logging in as a sandbox role: planned afresh, its session state discarded
+    when a connection goes back to the pool, the run's watch and capture listening."""
+    connect_args = {
+        # Server-side prepared statements would let Postgres switch to a generic plan after a few
+        # runs, silently changing the plans people compare; every run is planned afresh.
+        "prepare_threshold": None,
+        **options.pop("connect_args", {}),
+    }
+    engine = create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        **options,
+    )
+    event.listen(engine, "reset", discard_session_state)
+    return capture.instrument(engine)
+
+
+def discard_session_state(dbapi_connection, connection_record, reset_state) -> None:
+    """Before a connection goes back to the pool, forget whatever the run did to its session.
+
+    ROLLBACK alone keeps session-level SETs (a variant's `SET statement_timeout = 0` would
+    outlive it), temporary tables, prepared statements, advisory locks and LISTENs. DISCARD ALL
+    returns the session to the role's own settings. A failure here makes the pool discard the
+    connection instead of reusing it.
+    """
+    if reset_state.terminate_only:
+        return
+    dbapi_connection.rollback()
+    dbapi_connection.autocommit = True
+    try:
+        dbapi_connection.execute("DISCARD ALL")
+    finally:
+        dbapi_connection.autocommit = False
