@@ -145,3 +145,13 @@ def test_axe_finds_nothing_serious_on_any_kind_of_page(browser, live_server, sch
     finally:
         context.close()
     assert not any(found.values()), found
+
+
+OTHER_PAGES = ["/", "/tracks/", "/tracks/onboarding/1/", "/rooms/new", "/rooms/join", "/sql/"]
+
+
+@pytest.mark.parametrize("path", OTHER_PAGES)
+def test_the_other_pages_never_scroll_sideways_on_a_narrow_screen(page, live_server, path):  # noqa: F811
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(live_server.url + path)
+    assert sideways(page) <= 0, f"{path} scrolls sideways by {sideways(page)} px"
