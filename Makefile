@@ -22,7 +22,8 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: $(VENV)/.dev chromium pgbouncer
+# The whole suite, after lint: what CI runs (.ci/run) is exactly this.
+test: lint chromium pgbouncer
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The quick loop: no browser, no subprocess servers, no Postgres restart (markers in pyproject.toml).
