@@ -137,9 +137,17 @@ def seed_target(room: Room) -> tuple[Recipe, str, dict[str, Any]]:
 @require_POST
 @refusals()
 def room_prepare(request: HttpRequest, token: str) -> HttpResponse:
-    """Seed sandboxes for `count` people in the background; the board shows the progress."""
+    """Seed sandboxes for `count` people in the background; the board shows the progress. With
+    `resume`, take up a preparation that stopped (its process died, or a run failed)."""
     room = hosted(request, token)
-    count = text_field(form_data(request), "count") or str(form_data(request).get("count") or "")
+    data = form_data(request)
+    if text_field(data, "resume") or data.get("resume") is True:
+        if not room.prepare_wanted:
+            raise Refusal(400, "Nothing to resume: no sandboxes were asked for yet.")
+        taken = room_sandboxes.resume(room)
+        message = "Preparing the rest again." if taken else "Another server is preparing them already."
+        return answer(request, room, message=message)
+    count = text_field(data, "count") or str(data.get("count") or "")
     limit = min(PREPARE_MAX, setting("MAX_SANDBOXES"))
     if not count.isdigit() or not 1 <= int(count) <= limit:
         raise Refusal(400, errors={"count": [f"Prepare between 1 and {limit} sandboxes."]})
