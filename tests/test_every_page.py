@@ -105,6 +105,7 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
     return [
         ("shelf", "get", "/", {}),
         ("recipe", "get", "/recipes/keyset-pagination/?page=4", {}),
+        ("recipe", "get", "/recipes/keyset-pagination/?projector=1", {}),
         ("recipe-run", "post", "/recipes/keyset-pagination/run", run_form),
         (
             "recipe-compare",
@@ -116,6 +117,7 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("tracks", "get", "/tracks/", {}),
         ("track", "get", "/tracks/onboarding/", {}),
         ("track-step", "get", "/tracks/onboarding/1/", {}),
+        ("track-step", "get", "/tracks/onboarding/1/?projector=1", {}),
         ("track-step-run", "post", "/tracks/onboarding/1/run", {"rows": "5", "guess-stamped": "1"}),
         ("api-tracks", "get", "/api/tracks", {}),
         ("api-track-step", "post", "/api/tracks/onboarding/1/run", {}),

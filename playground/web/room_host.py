@@ -19,8 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 import recipes
 from playground.conf import setting
-from playground.models import Room
-from playground.running import room_sandboxes, rooms
+from playground.models import Room, Run
+from playground.running import room_sandboxes, rooms, service
 from playground.web.access import login_required_on
 from playground.web.respond import Refusal, refusals, respond, wants_json
 from playground.web.rooms import POLL_SECONDS, form_data, room_json, step_target, text_field
@@ -55,8 +55,15 @@ def host_context(request: HttpRequest, room: Room, **extra: Any) -> dict[str, An
         "prepared": room_sandboxes.progress(room),
         "poll": POLL_SECONDS,
         "projector": False,
+        "host_run": host_run(request, room),
         **extra,
     }
+
+
+def host_run(request: HttpRequest, room: Room) -> Run | None:
+    """The host's own latest run since the room opened (projector mode shows it big)."""
+    latest = service.history(request.session, 1)
+    return latest[0] if latest and latest[0].created_at >= room.created_at else None
 
 
 def board_json(request: HttpRequest, room: Room, context: dict[str, Any]) -> dict[str, Any]:
