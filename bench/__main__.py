@@ -3,6 +3,7 @@
     python -m bench                  # every figure, a few minutes on a small machine
     python -m bench --quick          # fewer repetitions and 200 memory runs, for a smoke test
     python -m bench --only capture,honesty
+    python -m bench --only room      # a room of 30 pressing Run at once, prepared or not
 
 Without DATABASE_URL it starts a dedicated embedded Postgres in `.pgdata-bench/` (override with
 PLAYGROUND_PGDATA) and migrates it, so it never disturbs a development server. Its sandboxes
@@ -18,7 +19,7 @@ import argparse
 import sys
 import time
 
-from bench import capture, cold_start, crowd, environment, honesty, http_path, memory
+from bench import capture, cold_start, crowd, environment, honesty, http_path, memory, room
 from bench.report import Figure, print_table
 from bench.server import Gunicorn
 
@@ -29,6 +30,7 @@ FIGURES = {
     "honesty": honesty,
     "memory": memory,
     "crowd": crowd,
+    "room": room,
 }
 """Each figure's name on the command line, and the module that measures it (its docstring says how)."""
 
@@ -39,7 +41,9 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--repeat", type=int, default=30, help="repetitions per figure (default 30)")
     parser.add_argument("--memory-runs", type=int, default=1000)
-    parser.add_argument("--users", type=int, default=30, help="people in the crowd, 4 to 50 (default 30)")
+    parser.add_argument(
+        "--users", type=int, default=30, help="people in the crowd or the room, 4 to 50 (default 30)"
+    )
     parser.add_argument("--seconds", type=float, default=60, help="how long the crowd stays, 10 to 300 s")
     parser.add_argument("--quick", action="store_true", help="10 repetitions, 200 memory runs, a 20 s crowd")
     parser.add_argument("--only", default=",".join(FIGURES), help=f"comma separated, of {', '.join(FIGURES)}")
@@ -76,6 +80,12 @@ def main(argv: list[str]) -> None:
             site = Gunicorn(workers=2, threads=2, GUNICORN_KEEPALIVE="5")
             try:
                 figures += crowd.measure(site, args.users, args.seconds)
+            finally:
+                site.stop()
+        if "room" in chosen:  # the same defaults, a room of --users people
+            site = Gunicorn(workers=2, threads=2, GUNICORN_KEEPALIVE="5")
+            try:
+                figures += room.measure(site, args.users)
             finally:
                 site.stop()
     finally:

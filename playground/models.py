@@ -120,6 +120,13 @@ class Room(models.Model):
     of `PreparedSandbox`)."""
     prepare_error = models.TextField(blank=True, default="")
     """Why preparing stopped early, if it did."""
+    prepare_seed = models.JSONField(default=dict)
+    """What a prepared sandbox runs once to seed its dataset: `{"recipe", "variant", "params"}`,
+    kept so that any instance can take up a preparation another one left."""
+    prepare_worker = models.CharField(max_length=32, blank=True, default="")
+    """Which thread (a random id) is preparing now; empty when none is."""
+    prepare_beat = models.DateTimeField(null=True, blank=True)
+    """When that thread last said it lives: long silent, it died with its process."""
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -162,16 +169,21 @@ class PreparedSandbox(models.Model):
 
 
 class Snapshot(models.Model):
-    """A stored run frozen as it was, behind an unguessable link anyone may open read-only.
+    """A stored run, compare or sweep frozen as it was, behind an unguessable link anyone may open
+    read-only.
 
-    The result is copied: the run itself goes when its sandbox is reaped, the snapshot stays.
+    The result is copied: the runs themselves go when their sandbox is reaped, the snapshot stays.
     """
+
+    KINDS = [("run", "run"), ("compare", "compare"), ("sweep", "sweep")]
 
     token = models.CharField(max_length=64, unique=True)
     """The secret in the link (random, 256 bits)."""
+    kind = models.CharField(max_length=8, choices=KINDS, default="run")
     recipe = models.CharField(max_length=64)
     result = models.JSONField()
-    """The run's stored RunResult JSON, as it was when frozen."""
+    """As it was when frozen: a run's stored RunResult JSON; for a compare `{"runs": [...]}`, one
+    per variant; for a sweep its drawn lines, labels and what was left out (see `web.snapshots`)."""
     ran_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 

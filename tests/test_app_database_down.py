@@ -56,6 +56,13 @@ REQUESTS = [
     ("runs-export", "get", "/runs/export?ids=1,2", {}),
     ("run-snapshot", "post", "/runs/1/snapshot", {}),
     ("snapshot", "get", "/snapshots/" + "s" * 43 + "/", {}),
+    ("compare-snapshot", "post", "/runs/snapshot", {"ids": "1,2"}),
+    (
+        "sweep-snapshot",
+        "post",
+        "/recipes/keyset-pagination/sweep/snapshot",
+        {"sweep_id": "5f0c8e2e-3f5a-4c55-9a43-6f1d6b8f9a10", "sweep_param": "page", "sweep_y": "rows_read"},
+    ),
     ("api-recipes", "get", "/api/recipes", {}),
     ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),
     ("api-predict", "post", "/api/recipes/eager-loading/predict", {}),
@@ -74,6 +81,8 @@ READS_THE_APP_DATABASE = {
     *(
         "run-snapshot",
         "snapshot",
+        "compare-snapshot",
+        "sweep-snapshot",
         "room-host",
         "room-push",
         "room-prepare",

@@ -70,3 +70,28 @@ def test_a_room_with_a_host_and_three_participants(page, participants, live_serv
     for person in participants:
         expect(person).to_have_url(live_server.url + "/tracks/onboarding/3/")
     expect(host.locator("#board tr.member")).to_contain_text(["Step 3"] * 3)
+
+
+def test_projector_mode_puts_run_first_and_the_hosts_run_big(page, live_server):
+    page.goto(live_server.url + "/rooms/new")
+    page.get_by_label("Room name").fill("On the wall")
+    page.get_by_label("Track").select_option("onboarding")
+    page.get_by_role("button", name="Make the room").click()
+    page.get_by_role("button", name="Push the step").click()
+    expect(page.locator("#current-step")).to_contain_text("Step 1")
+    page.locator("#projector-link").click()
+    host_url = page.url
+    expect(page.locator("#host-run")).to_contain_text("your run shows here")
+    page.locator("#step-on-projector").click()
+    expect(page).to_have_url(live_server.url + "/tracks/onboarding/1/?projector=1")
+    page.goto(live_server.url + "/recipes/keyset-pagination/?projector=1")
+    for width in (1400, 420):
+        page.set_viewport_size({"width": width, "height": 900})
+        run, fields = page.locator("button.run"), page.locator("#run-form fieldset").first
+        assert run.bounding_box()["y"] < fields.bounding_box()["y"]  # Run above the parameters
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.locator("button.run").click()
+    expect(page.locator("#query-count")).to_have_text("1")
+    page.goto(host_url)
+    expect(page.locator("#host-queries")).to_have_text("1")  # the host's own run, big
+    assert page.locator("#host-queries").evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 48

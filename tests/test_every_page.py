@@ -78,9 +78,34 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ran_at=timezone.now(),
     )
     sweep = {**run_form, "sweep_param": "page", "sweep_from": "1", "sweep_to": "20", "sweep_points": "2"}
+    compared = Run.objects.filter(pk__in=runs, recipe="exists-count")
+    swept = Run.objects.filter(pk__in=runs).exclude(sweep=None).first()
+    frozen_compare = Snapshot.objects.create(
+        token=secrets.token_urlsafe(32),
+        kind="compare",
+        recipe="exists-count",
+        result={"runs": [r.result for r in compared]},
+        ran_at=timezone.now(),
+    )
+    frozen_sweep = Snapshot.objects.create(
+        token=secrets.token_urlsafe(32),
+        kind="sweep",
+        recipe="keyset-pagination",
+        result={
+            "param": "page",
+            "y": "rows_read",
+            "x_label": "page",
+            "y_label": "rows read",
+            "measured": "one run per point",
+            "lines": {"keyset-pagination · keyset": [[1, 20], [30, 20]]},
+            "failed": [],
+        },
+        ran_at=timezone.now(),
+    )
     return [
         ("shelf", "get", "/", {}),
         ("recipe", "get", "/recipes/keyset-pagination/?page=4", {}),
+        ("recipe", "get", "/recipes/keyset-pagination/?projector=1", {}),
         ("recipe-run", "post", "/recipes/keyset-pagination/run", run_form),
         (
             "recipe-compare",
@@ -92,6 +117,7 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("tracks", "get", "/tracks/", {}),
         ("track", "get", "/tracks/onboarding/", {}),
         ("track-step", "get", "/tracks/onboarding/1/", {}),
+        ("track-step", "get", "/tracks/onboarding/1/?projector=1", {}),
         ("track-step-run", "post", "/tracks/onboarding/1/run", {"rows": "5", "guess-stamped": "1"}),
         ("api-tracks", "get", "/api/tracks", {}),
         ("api-track-step", "post", "/api/tracks/onboarding/1/run", {}),
@@ -116,6 +142,15 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("runs-export", "get", f"/runs/export?ids={runs[0]},{runs[1]}", {}),
         ("run-snapshot", "post", f"/runs/{runs[0]}/snapshot", {}),
         ("snapshot", "get", f"/snapshots/{frozen.token}/", {}),
+        ("snapshot", "get", f"/snapshots/{frozen_compare.token}/", {}),
+        ("snapshot", "get", f"/snapshots/{frozen_sweep.token}/", {}),
+        ("compare-snapshot", "post", "/runs/snapshot", {"ids": ",".join(str(r.pk) for r in compared)}),
+        (
+            "sweep-snapshot",
+            "post",
+            "/recipes/keyset-pagination/sweep/snapshot",
+            {"sweep_id": str(swept.sweep) if swept else "", "sweep_param": "page", "sweep_y": "rows_read"},
+        ),
         ("track-export", "get", "/tracks/onboarding/export", {}),
         ("api-recipes", "get", "/api/recipes", {}),
         ("api-run", "post", "/api/recipes/keyset-pagination/run", {}),

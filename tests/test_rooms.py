@@ -224,7 +224,7 @@ def test_prepared_sandboxes_are_seeded_ahead_and_taken_by_joining_members():
     assert started.status_code == 200 and started.json()["prepared"]["wanted"] == 2
     wait_for(lambda: PreparedSandbox.objects.filter(room=room).count() == 2)
     board = host.get(f"/rooms/host/{room.host_token}/", HTTP_ACCEPT="application/json").json()
-    assert board["prepared"] == {"wanted": 2, "ready": 2, "taken": 0, "error": None}
+    assert board["prepared"] == {"wanted": 2, "ready": 2, "taken": 0, "error": None, "state": "done"}
     prepared = set(PreparedSandbox.objects.values_list("role", flat=True))
     roles = set()
     for name in ("Alice", "Bob", "Carol"):

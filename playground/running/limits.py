@@ -1,7 +1,8 @@
 """Limits a person can run into, and the plain words they get when they do.
 
 - `spend_runs` / `take_runs`: the per-session run rate (a token bucket in the app database, so that every
-  worker and every instance behind a load balancer sees the same count).
+  worker and every instance behind a load balancer sees the same count); a room member's runs
+  draw from the room's bucket, sized for its members (`allowance`).
 - `pay_for_sweep`: a sweep pays for all its points before the first one runs, never midway.
 - `explain_error`: a database error from a run (a timeout, a limit, a restart) gets a sentence
   saying what happened and what to do, in front of the server's own message.
@@ -12,12 +13,13 @@ from __future__ import annotations
 import math
 import re
 import uuid
+from dataclasses import dataclass
 
 from django.db import connection
 from django.utils import timezone
 
 from playground.conf import setting
-from playground.models import RunAllowance
+from playground.models import Member, Room, RunAllowance
 
 # --- run rate -------------------------------------------------------------------------------
 _TAKE = """
@@ -35,53 +37,108 @@ _REFILL = (
 )
 
 
+ROOMS_KEY = "rooms"
+"""Session key: room code → the member id this session joined it as (see `running.rooms`)."""
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """The bucket a session's runs are drawn from: its own, or its room's while it is in one.
+
+    A room's bucket is sized for the room, `RUN_BURST` and `RUNS_PER_MINUTE` times its members: a
+    room of 30 behind one address runs like 30 people, and a participant who follows the trainer
+    closely is not refused while the room as a whole has runs to spare.
+    """
+
+    key: str
+    people: int
+    """1 for a session alone; a room's member count."""
+
+    @property
+    def burst(self) -> int:
+        return setting("RUN_BURST") * self.people
+
+    @property
+    def rate(self) -> float:
+        """Runs per second."""
+        return setting("RUNS_PER_MINUTE") * self.people / 60
+
+    def describe(self) -> str:
+        whose = "this session" if self.people == 1 else f"this room of {self.people}"
+        return f"{whose} may start {self.burst} runs in a row, then {round(self.rate * 60)} a minute"
+
+
+def allowance(session) -> Allowance:
+    """This session's bucket: the open room it joined last, if any, else its own."""
+    members = list((session.get(ROOMS_KEY) or {}).values())  # loads the session: a bad key is dropped
+    if session.session_key is None:
+        session.save()  # a first request: give the session its key now
+    if members:
+        room = (
+            Room.objects.filter(members__pk__in=members, expires_at__gt=timezone.now())
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if room is not None:
+            return Allowance(f"room:{room}", max(1, Member.objects.filter(room_id=room).count()))
+    return Allowance(session.session_key, 1)
+
+
 def take_runs(session, cost: int = 1) -> float | None:
     """Spend `cost` runs of this session's allowance: None when allowed, else seconds to wait.
 
     One atomic upsert: concurrent requests of a session (several workers) serialize on its row.
     """
-    allowed, tokens = _take(session, cost)
-    return None if allowed else _wait(min(cost, setting("RUN_BURST")), tokens)
+    pool = allowance(session)
+    allowed, tokens = _take(pool, cost)
+    return None if allowed else _wait(pool, min(cost, pool.burst), tokens)
 
 
-def _take(session, cost: int) -> tuple[bool, float]:
+def _take(pool: Allowance, cost: int) -> tuple[bool, float]:
     """(allowed, runs left in the bucket) after asking for `cost` runs."""
-    if session.session_key is None:
-        session.save()  # a first request: give the session its key now
-    burst = setting("RUN_BURST")
-    rate = setting("RUNS_PER_MINUTE") / 60
-    cost = min(cost, burst)
+    cost = min(cost, pool.burst)
     sql = _TAKE.format(table=_table(), refill=_REFILL)
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"key": session.session_key, "burst": burst, "cost": cost, "rate": rate})
+        cursor.execute(sql, {"key": pool.key, "burst": pool.burst, "cost": cost, "rate": pool.rate})
         allowed, tokens = cursor.fetchone()
     return allowed, tokens
 
 
-def _wait(cost: int, tokens: float) -> float:
-    rate = setting("RUNS_PER_MINUTE") / 60
-    return math.ceil((cost - tokens) / rate) if rate > 0 else 3600.0
+def _wait(pool: Allowance, cost: int, tokens: float) -> float:
+    return math.ceil((cost - tokens) / pool.rate) if pool.rate > 0 else 3600.0
 
 
 def _table() -> str:
     return connection.ops.quote_name(RunAllowance._meta.db_table)
 
 
-class TooManyRuns(Exception):
-    """This session has spent its run allowance for now."""
+_GROW = "UPDATE {table} SET tokens = tokens + %(runs)s WHERE key = %(key)s"
 
-    def __init__(self, wait: float, *, needed: int = 1, available: float | None = None):
-        super().__init__(rate_message(wait, needed=needed, available=available))
+
+def room_grew(room_id: int) -> None:
+    """A member joined: the room's bucket holds one more person's burst at once, not only after
+    it refills at the larger rate (its cap grows with the count, see `Allowance`)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_GROW.format(table=_table()), {"key": f"room:{room_id}", "runs": setting("RUN_BURST")})
+
+
+class TooManyRuns(Exception):
+    """This session (or its room) has spent its run allowance for now."""
+
+    def __init__(self, pool: Allowance, wait: float, *, needed: int = 1, available: float | None = None):
+        super().__init__(rate_message(pool, wait, needed=needed, available=available))
         self.wait = wait
         """Seconds until the allowance has refilled enough."""
 
 
 def spend_runs(session, cost: int = 1) -> None:
     """Spend `cost` runs of this session's allowance, or raise `TooManyRuns`."""
-    allowed, tokens = _take(session, cost)
+    pool = allowance(session)
+    allowed, tokens = _take(pool, cost)
     if not allowed:
-        cost = min(cost, setting("RUN_BURST"))
-        raise TooManyRuns(_wait(cost, tokens), needed=cost, available=tokens)
+        cost = min(cost, pool.burst)
+        raise TooManyRuns(pool, _wait(pool, cost, tokens), needed=cost, available=tokens)
 
 
 # --- a sweep: paid as a whole, before its first point -----------------------------------------
@@ -126,7 +183,8 @@ def refund_sweep(session, sweep: uuid.UUID, *, unused: int) -> None:
     credit = RunAllowance.objects.filter(key=f"sweep:{sweep}")
     left = credit.values_list("tokens", flat=True).first() or 0.0
     credit.delete()
-    params = {"key": session.session_key, "runs": left + unused, "burst": setting("RUN_BURST")}
+    pool = allowance(session)
+    params = {"key": pool.key, "runs": left + unused, "burst": pool.burst}
     with connection.cursor() as cursor:
         cursor.execute(_REFUND.format(table=_table()), params)
 
@@ -137,11 +195,8 @@ def sweep_credit(sweep: uuid.UUID) -> float:
     return found or 0.0
 
 
-def rate_message(wait: float, *, needed: int = 1, available: float | None = None) -> str:
-    allowance = (
-        f"this session may start {setting('RUN_BURST')} runs in a row, then "
-        f"{setting('RUNS_PER_MINUTE')} a minute"
-    )
+def rate_message(pool: Allowance, wait: float, *, needed: int = 1, available: float | None = None) -> str:
+    allowance = pool.describe()
     if needed > 1 and available is not None:
         return (
             f"Not enough runs left: this needs {needed} runs and the allowance holds "

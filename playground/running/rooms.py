@@ -3,9 +3,10 @@
 Everything a room knows lives in the app database (`Room`, `Member`), so that several app
 instances without sticky sessions serve one room. A participant is a browser session: the
 session remembers which member it is in which room, and the host's board reads each member's
-sandbox and track progress back from that session's stored data.
+sandbox and track progress back from that session's stored data. A member's runs draw from the
+room's run allowance, sized for its members (`limits.allowance`), not from their session's alone.
 
-Join codes are short enough to read off a projector (8 characters of 31: about 8.5e11 codes),
+Join codes are short enough to read off a projector (8 characters of 32: 32**8, about 1.1e12 codes),
 and a client address may get only so many wrong (`join_refused` / `note_miss`, a token bucket
 in the same table as the run allowance): guessing a live room's code is out of reach.
 """
@@ -33,8 +34,8 @@ from playground.running.service import SESSION_KEY
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 """Letters and digits that cannot be misread for one another on a projector (no I, O, 0, 1)."""
 CODE_LENGTH = 8
-ROOMS_KEY = "rooms"
-"""Session key: room code → the member id this session joined it as."""
+ROOMS_KEY = limits.ROOMS_KEY
+"""Session key: room code → the member id this session joined it as (the run allowance reads it)."""
 
 
 def normal_code(code: str) -> str:
@@ -123,6 +124,7 @@ def join(session, room: Room, name: str) -> Member:
     member = member_of(session, room)
     if member is None:
         member = Member.objects.create(room=room, name=name, session_key=session.session_key)
+        limits.room_grew(room.pk)
     elif member.name != name or member.session_key != session.session_key:
         member.name, member.session_key = name, session.session_key
         member.save(update_fields=["name", "session_key", "seen_at"])

@@ -223,7 +223,7 @@ class SweepPoints:
     """Points left out because their run failed when it was not meant to (a timeout, say)."""
 
 
-def sweep_points(session, sweep: uuid.UUID, spec: SweepSpec) -> SweepPoints:
+def sweep_points(session, sweep: uuid.UUID, param: str, y: str) -> SweepPoints:
     """The sweep's runs so far as (x, y) points, one list per recipe and variant.
 
     A run that failed on purpose (raiseload…) is drawn like any other; one that failed otherwise
@@ -233,13 +233,13 @@ def sweep_points(session, sweep: uuid.UUID, spec: SweepSpec) -> SweepPoints:
     lines: dict[str, list[tuple[float, float]]] = {}
     failed = []
     for r in runs.order_by("created_at"):
-        if spec.param not in r.params:
+        if param not in r.params:
             continue
-        line, x, y = f"{r.recipe} · {r.variant}", r.params[spec.param], getattr(r, spec.y)
+        line, x, value = f"{r.recipe} · {r.variant}", r.params[param], getattr(r, y)
         if not r.ok and not _fails_on_purpose(r.recipe, r.variant):
-            failed.append(f"{line} at {spec.param} = {x:,} failed: {_error_of(r)}")
-        elif y is not None:
-            lines.setdefault(line, []).append((x, y))
+            failed.append(f"{line} at {param} = {x:,} failed: {_error_of(r)}")
+        elif value is not None:
+            lines.setdefault(line, []).append((x, value))
     return SweepPoints(lines=lines, failed=failed)
 
 

@@ -4,7 +4,8 @@ Each web process starts one daemon thread on its first request (`start_in_this_p
 to `request_started`): gunicorn's master forks before serving anything, so every worker starts
 its own, and `runserver` does the same in the process that serves. Every REAP_EVERY_SECONDS the
 thread opens a connection of its own to the app database, begins a transaction and tries
-`pg_try_advisory_xact_lock`: the process that gets it reaps, every other one skips that round.
+`pg_try_advisory_xact_lock`: the process that gets it reaps (idle sandboxes, and expired workshop
+rooms with their sandboxes), every other one skips that round.
 So scaled out to any number of workers and instances, reaping happens in one place at a time.
 
 A transaction-level lock (not a session one) is released by COMMIT or by the connection
@@ -29,6 +30,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from playground.conf import setting
+from playground.running import room_sandboxes
 from playground.sandbox.registry import reap
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class ReapPass:
     finished: float
     """`time.monotonic()` when it let the lock go."""
     dropped: tuple[str, ...]
-    """Roles of the sandboxes it dropped."""
+    """Roles of the sandboxes it dropped (idle ones, then expired rooms')."""
     skipped: bool
     """Another process held the lock: this round reaped nothing."""
 
@@ -71,10 +73,11 @@ def reaper_lock(*, wait: bool) -> Iterator[bool]:
 
 
 def reap_once(*, wait: bool = False, idle_seconds: int | None = None) -> ReapPass:
-    """One pass: reap under REAPER_LOCK, or skip when another process is reaping (unless `wait`)."""
+    """One pass under REAPER_LOCK: idle sandboxes, then expired rooms and their sandboxes; or
+    skip when another process is reaping (unless `wait`)."""
     with reaper_lock(wait=wait) as held:
         locked_at = time.monotonic()
-        dropped = tuple(reap(idle_seconds)) if held else ()
+        dropped = (*reap(idle_seconds), *room_sandboxes.reap_expired()) if held else ()
         finished = time.monotonic()
     return ReapPass(locked_at=locked_at, finished=finished, dropped=dropped, skipped=not held)
 

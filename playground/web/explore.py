@@ -48,11 +48,11 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     except KNOWN as exc:
         failure = exc
         limits.refund_sweep(request.session, sweep_id, unused=per_point * (steps[-1] + 1 - done))
-    points = service.sweep_points(request.session, sweep_id, spec)
+    points = service.sweep_points(request.session, sweep_id, spec.param, spec.y)
     if failure is not None and not points.lines:
         raise failure  # nothing to keep on screen: refused like a run
     stopped = _stopped_message(done, len(spec.values), failure) if failure is not None else None
-    chart = line_chart(points.lines, x_label=_x_label(recipe, spec), y_label=sweeps.Y_AXES[spec.y])
+    chart = line_chart(points.lines, x_label=x_label(recipe, spec.param), y_label=sweeps.Y_AXES[spec.y])
     sweep = {
         "id": sweep_id,
         "chart": chart,
@@ -63,7 +63,7 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
         "stopped": stopped,
         "done": done,
         "total": len(spec.values),
-        "measured": _measured(spec),
+        "measured": measured(spec.y),
     }
     form = RunForm(recipe, shown(chosen))
     sweep_form = SweepForm(recipe, sweeps.read_settings(recipe, request.POST)[0], params=chosen.params)
@@ -71,12 +71,12 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     return respond(request, "recipe.html", context, data=_sweep_json(sweep, chart))
 
 
-def _x_label(recipe: Recipe, spec: sweeps.SweepSpec) -> str:
-    return recipe.param(spec.param).label or spec.param
+def x_label(recipe: Recipe, param: str) -> str:
+    return recipe.param(param).label or param
 
 
-def _measured(spec: sweeps.SweepSpec) -> str:
-    if spec.y in sweeps.TIMES:
+def measured(y: str) -> str:
+    if y in sweeps.TIMES:
         return f"each point is the median of {sweeps.REPEATS} runs"
     return "one run per point: a count is the same on every run"
 

@@ -26,7 +26,8 @@ def recipe_or_404(slug: str) -> Recipe:
 
 
 def page_context(request: HttpRequest, recipe: Recipe, form: RunForm, **extra: Any) -> dict[str, Any]:
-    """What recipe.html needs besides the results: the forms and this session's recent runs."""
+    """What recipe.html needs besides the results: the forms, this session's recent runs, and
+    whether it is shown on a projector (`?projector=1`: large type, Run above the parameters)."""
     sweep_form = extra.pop("sweep_form", None) or (
         SweepForm(recipe, params=form.initial) if any(p.sweepable for p in recipe.params) else None
     )
@@ -37,7 +38,9 @@ def page_context(request: HttpRequest, recipe: Recipe, form: RunForm, **extra: A
         except DatabaseError:  # a page explaining that the database is down must still render
             return []
 
-    return {"recipe": recipe, "form": form, "sweep_form": sweep_form, "history": recent, **extra}
+    projector = "1" in (request.GET.get("projector"), request.POST.get("projector"))
+    context = {"recipe": recipe, "form": form, "sweep_form": sweep_form, "history": recent}
+    return {**context, "projector": projector, **extra}
 
 
 def shown(chosen: Validated) -> dict[str, Any]:

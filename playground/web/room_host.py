@@ -19,8 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 import recipes
 from playground.conf import setting
-from playground.models import Room
-from playground.running import room_sandboxes, rooms
+from playground.models import Room, Run
+from playground.running import room_sandboxes, rooms, service
 from playground.web.access import login_required_on
 from playground.web.respond import Refusal, refusals, respond, wants_json
 from playground.web.rooms import POLL_SECONDS, form_data, room_json, step_target, text_field
@@ -55,8 +55,15 @@ def host_context(request: HttpRequest, room: Room, **extra: Any) -> dict[str, An
         "prepared": room_sandboxes.progress(room),
         "poll": POLL_SECONDS,
         "projector": False,
+        "host_run": host_run(request, room),
         **extra,
     }
+
+
+def host_run(request: HttpRequest, room: Room) -> Run | None:
+    """The host's own latest run since the room opened (projector mode shows it big)."""
+    latest = service.history(request.session, 1)
+    return latest[0] if latest and latest[0].created_at >= room.created_at else None
 
 
 def board_json(request: HttpRequest, room: Room, context: dict[str, Any]) -> dict[str, Any]:
@@ -137,9 +144,17 @@ def seed_target(room: Room) -> tuple[Recipe, str, dict[str, Any]]:
 @require_POST
 @refusals()
 def room_prepare(request: HttpRequest, token: str) -> HttpResponse:
-    """Seed sandboxes for `count` people in the background; the board shows the progress."""
+    """Seed sandboxes for `count` people in the background; the board shows the progress. With
+    `resume`, take up a preparation that stopped (its process died, or a run failed)."""
     room = hosted(request, token)
-    count = text_field(form_data(request), "count") or str(form_data(request).get("count") or "")
+    data = form_data(request)
+    if text_field(data, "resume") or data.get("resume") is True:
+        if not room.prepare_wanted:
+            raise Refusal(400, "Nothing to resume: no sandboxes were asked for yet.")
+        taken = room_sandboxes.resume(room)
+        message = "Preparing the rest again." if taken else "Another server is preparing them already."
+        return answer(request, room, message=message)
+    count = text_field(data, "count") or str(data.get("count") or "")
     limit = min(PREPARE_MAX, setting("MAX_SANDBOXES"))
     if not count.isdigit() or not 1 <= int(count) <= limit:
         raise Refusal(400, errors={"count": [f"Prepare between 1 and {limit} sandboxes."]})

@@ -101,7 +101,8 @@ def track_page(request: HttpRequest, slug: str) -> HttpResponse:
 def step_context(
     request: HttpRequest, track: Track, step: Step, form: RunForm, **extra: Any
 ) -> dict[str, Any]:
-    """What track_step.html needs: the step, its form and card, where the session stands."""
+    """What track_step.html needs: the step, its form and card, where the session stands, and
+    whether it is on a projector (`?projector=1`)."""
     values = form.initial
     card = question_card(step.teaching, values) if step.is_question else challenge_card(step.teaching, values)
     learn_cards = {
@@ -117,6 +118,7 @@ def step_context(
         "run_url": reverse("track-step-run", args=[track.slug, step.number]),
         "progress": progress.progress(request.session, track),
         "next": track.step(step.number + 1),
+        "projector": "1" in (request.GET.get("projector"), request.POST.get("projector")),
         **extra,
     }
 
