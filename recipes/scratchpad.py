@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from recipes.base import Param, Recipe, Rows
-from recipes.context import MAIN_OPTION, Run
+from recipes.context import KIND_OPTION, MAIN_OPTION, Run
 from recipes.results import jsonable
 from recipes.sql import Checked, Limits, SqlRefused, check
 
@@ -121,14 +121,16 @@ def run_sql(run: Run, p) -> Rows | None:
 
 def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, Rows | None]:
     started = time.perf_counter()
-    options = {MAIN_OPTION: True} if main else {}
+    # sent as typed (no parameters: psycopg reads no placeholders), and recorded as the person's
+    # own statement whatever it starts with
+    options: dict[str, Any] = {"no_parameters": True, KIND_OPTION: "query", MAIN_OPTION: main}
     rows = None
     try:
         with conn.begin():
             if statement.kind == "SELECT" and statement.reads_only:
                 # a server-side cursor: a huge result streams past, never held in memory whole
                 options |= {"stream_results": True, "max_row_buffer": ROWS_KEPT}
-            result = conn.execution_options(**options).exec_driver_sql(_escaped(statement.sql))
+            result = conn.execution_options(**options).exec_driver_sql(statement.sql)
             more = False
             if result.returns_rows:
                 columns = tuple(result.keys())
@@ -163,18 +165,15 @@ def _result(statement: Checked, started: float, rows: Rows | None, rowcount, **e
     )
 
 
-def _escaped(sql: str) -> str:
-    """psycopg reads % as a placeholder marker as soon as parameters are passed, and SQLAlchemy
-    always passes some (none here): a literal % is doubled, as the driver expects."""
-    return sql.replace("%", "%%")
-
-
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
 
 
 def inline(sql: str, parameters: Any) -> str | None:
     """`sql` as the driver received it with its bound values written in as SQL literals, ready to
-    edit and run in the scratchpad; None when it cannot be one statement (an executemany)."""
+    edit and run in the scratchpad; None when it cannot be one statement (an executemany).
+    A statement sent without parameters (None) is its own text: the driver read no placeholder."""
+    if parameters is None:
+        return sql
     if isinstance(parameters, list) and parameters and isinstance(parameters[0], (dict, list, tuple)):
         return None
     positional = iter(parameters if isinstance(parameters, (list, tuple)) else ())

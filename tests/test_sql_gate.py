@@ -189,8 +189,10 @@ def test_allowed_statements_run_in_the_sandbox_with_a_plan(engine):
     # the plan is that of the last SELECT, taken as for any recipe run
     assert result.plan is not None and "t" in result.plan.text
     explains = [s.sql for s in result.statements if s.kind == "explain"]
-    assert len(explains) == 3  # the one typed, then the runner's JSON and text forms
-    assert all(e.endswith("ORDER BY id") for e in explains[1:])
+    assert len(explains) == 2  # the runner's JSON and text forms; the one typed is a query
+    assert all(e.endswith("ORDER BY id") for e in explains)
+    typed = [s.sql for s in result.statements if s.kind == "query"]
+    assert "EXPLAIN ANALYZE DELETE FROM t WHERE id = 1" in typed
 
 
 def test_a_failing_statement_stops_the_rest_and_keeps_what_ran(engine):
@@ -272,3 +274,24 @@ def test_a_submission_stops_starting_statements_past_its_deadline(settings, make
     assert result.error.endswith("Out of time: statements 5 to 5 did not run.")
     assert len(results(result)) == 4
     assert run_sql(engine, "SELECT 3 AS three").rows.data == [[3]]
+
+
+def test_the_statement_list_shows_exactly_what_was_typed(engine):
+    typed = "SELECT 'a%' AS one, 'b%%' AS two, '%s' AS three"
+    result = run_sql(engine, f"CREATE TABLE pct AS SELECT 'x%' AS v; {typed}")
+    assert result.ok, result.error
+    assert result.rows.data == [["a%", "b%%", "%s"]]
+    sent = [s.sql for s in result.statements if s.kind == "query"]
+    assert sent == ["CREATE TABLE pct AS SELECT 'x%' AS v", typed]
+    # the plan is taken of the text as typed, and "edit as SQL" gives it back unchanged
+    assert result.plan is not None and result.plan.json
+    main = next(s for s in result.statements if s.main)
+    assert scratchpad.inline(main.sql, main.parameters) == typed
+
+
+def test_an_explain_typed_by_the_person_is_one_of_their_statements(engine):
+    result = run_sql(engine, "EXPLAIN SELECT 1; EXPLAIN ANALYZE SELECT 2")
+    assert result.ok, result.error
+    assert [s.kind for s in result.statements if s.kind != "transaction"] == ["query", "query"]
+    assert result.query_count == 2 and result.plan is None
+    assert "Result" in results(result)[1]["rows"][0][0]
