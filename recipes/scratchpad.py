@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from recipes.base import Param, Recipe, Rows
-from recipes.context import KIND_OPTION, MAIN_OPTION, Run
+from recipes.context import KIND_OPTION, MAIN_OPTION, Run, Setup
 from recipes.results import jsonable
 from recipes.sql import Checked, Limits, SqlRefused, check
 
@@ -32,6 +32,8 @@ DEFAULT_TIMEOUT_MS = 10_000
 """The statement timeout assumed when the connection does not say."""
 ROWS_COUNTED = 100_000
 """Rows of one statement's result counted; a SELECT that returns more is stopped there."""
+REFERENCE = "reference"
+"""The key of `Run.prepared` holding a reference query's rows (see `on_data_of`)."""
 
 recipe = Recipe(
     slug=SLUG,
@@ -116,7 +118,30 @@ def run_sql(run: Run, p) -> Rows | None:
                 run.fail(RuntimeError(f"Statement {len(results)} failed: {result.error}"))
                 break
     run.metric("results", [asdict(r) for r in results])
+    reference = run.prepared.get(REFERENCE)
+    if reference is not None:
+        shown = next((r for r in reversed(results) if r.columns and r.error is None), None)
+        same = shown is not None and [shown.rows, shown.rowcount] == [reference["rows"], reference["count"]]
+        run.metric("same_rows", "yes" if same else "no")
     return last
+
+
+def on_data_of(data: Recipe, reference: str | None = None) -> Recipe:
+    """The scratchpad run on the data another recipe's setup seeds (its parameters beside the
+    text): a challenge asking for SQL is about that recipe's tables. With `reference`, a SELECT
+    that gives the rows wanted, its rows are read once the data is there, outside the capture,
+    and the run's last result is compared with them (the metric `same_rows`)."""
+
+    def prepare(setup: Setup, p) -> None:
+        if data.setup_hook is not None:
+            data.setup_hook(setup, p)
+        if reference is not None:
+            result = setup.conn.execution_options(no_parameters=True).exec_driver_sql(reference)
+            rows = [list(r) for r in result.fetchmany(ROWS_KEPT)]
+            count, _ = _count(result, len(rows))
+            setup.prepared[REFERENCE] = {"rows": jsonable(rows), "count": count}
+
+    return replace(recipe, params=(*data.params, *recipe.params), setup_hook=prepare)
 
 
 def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, Rows | None]:
