@@ -32,6 +32,8 @@ DEFAULT_TIMEOUT_MS = 10_000
 """The statement timeout assumed when the connection does not say."""
 ROWS_COUNTED = 100_000
 """Rows of one statement's result counted; a SELECT that returns more is stopped there."""
+CELL_KEPT = 10_000
+"""Characters (or bytes) of one value kept: `repeat('x', 50000000)` is one row, not a small one."""
 REFERENCE = "reference"
 """The key of `Run.prepared` holding a reference query's rows (see `on_data_of`)."""
 
@@ -137,7 +139,7 @@ def on_data_of(data: Recipe, reference: str | None = None) -> Recipe:
             data.setup_hook(setup, p)
         if reference is not None:
             result = setup.conn.execution_options(no_parameters=True).exec_driver_sql(reference)
-            rows = [list(r) for r in result.fetchmany(ROWS_KEPT)]
+            rows = [list(_cut(r)) for r in result.fetchmany(ROWS_KEPT)]
             count, _ = _count(result, len(rows))
             setup.prepared[REFERENCE] = {"rows": jsonable(rows), "count": count}
 
@@ -159,7 +161,7 @@ def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, 
             more = False
             if result.returns_rows:
                 columns = tuple(result.keys())
-                rows = Rows(columns, [tuple(r) for r in result.fetchmany(ROWS_KEPT)])
+                rows = Rows(columns, [_cut(r) for r in result.fetchmany(ROWS_KEPT)])
                 rowcount, more = _count(result, len(rows.data))
             else:
                 rowcount = result.rowcount if result.rowcount >= 0 else None
@@ -167,6 +169,16 @@ def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, 
         message = str(getattr(exc, "orig", exc) or exc).strip()
         return _result(statement, started, None, None, error=message), None
     return _result(statement, started, rows, rowcount, more=more), rows
+
+
+def _cut(row: Any) -> tuple[Any, ...]:
+    """A row with each long text or binary value cut to CELL_KEPT, saying how much was left out."""
+    return tuple(
+        v[:CELL_KEPT] + f" … [{len(v) - CELL_KEPT:,} characters left out]"
+        if isinstance(v, str) and len(v) > CELL_KEPT
+        else (bytes(v[:CELL_KEPT]) if isinstance(v, bytes | memoryview) and len(v) > CELL_KEPT else v)
+        for v in row
+    )
 
 
 def _count(result, counted: int) -> tuple[int, bool]:
