@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.test import Client
 
 from playground.models import Run, StepProgress
 from recipes import tracks
 from recipes.learning import Challenge
+from tests.test_rooms import join, make_room
 from tests.test_tracks import write
 from tests.web import api, post
 
@@ -123,3 +125,19 @@ def test_refused_sql_at_a_step_is_a_400_and_records_nothing(client):
     body = api(client, "/api/tracks/n-plus-one-and-pagination/7/run", {"sql": "DO $$ $$"}).json()
     assert "A DO block is not allowed" in body["errors"]["sql"][0]
     assert not Run.objects.exists() and not StepProgress.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("drop_sandboxes")
+def test_a_room_host_sees_who_passed_a_sql_step():
+    host = Client()
+    room = make_room(host, track="n-plus-one-and-pagination")
+    host.post(f"/rooms/host/{room.host_token}/push", {"number": "7"})
+    alice, bob = (join(room, n) for n in ("Alice", "Bob"))
+    offset = tracks.load(tracks.SHIPPED)[0]["n-plus-one-and-pagination"].step(7).teaching.sql
+    for person, sql in ((alice, KEYSET), (bob, offset)):
+        assert person.post(f"{STEP}/run", {"sql": sql}).status_code == 200
+    board = host.get(f"/rooms/host/{room.host_token}/", HTTP_ACCEPT="application/json").json()
+    seen = {m["name"]: m for m in board["members"]}
+    assert seen["Alice"]["done"] is True and seen["Bob"]["done"] is False
+    assert seen["Alice"]["run"]["ok"] and seen["Bob"]["run"]["ok"]
