@@ -110,6 +110,9 @@ def test_the_step_page_holds_the_challenge_text_and_checks_the_sql_run(client):
     assert next(t for t in listed if t["slug"] == "n-plus-one-and-pagination")["progress"]["done"] == [7]
     assert set(Run.objects.values_list("recipe", flat=True)) == {"sql"}
     assert Run.objects.count() == 2
+    assert [r.rows_read for r in Run.objects.order_by("pk")] == [10_000, 22]  # OFFSET, then keyset
+    exported = client.get("/tracks/n-plus-one-and-pagination/export")
+    assert exported.status_code == 200 and "Write the keyset query yourself" in exported.content.decode()
 
 
 @pytest.mark.django_db(transaction=True)
