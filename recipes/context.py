@@ -15,6 +15,9 @@ from recipes.datasets.seeding import Dataset
 from recipes.workers import Worker, at_once
 
 MAIN_OPTION = "playground_main"
+KIND_OPTION = "playground_kind"
+"""An execution option naming the kind the capture records for a statement, where its text
+would mislead: an EXPLAIN a person typed is one of their statements, not the runner's plan."""
 S = TypeVar("S", bound=Executable)
 T = TypeVar("T")
 

@@ -169,6 +169,15 @@ class Challenge:
     checks: tuple[Check, ...]
     params: Mapping[str, Any] = field(default_factory=dict)
     """Parameters the challenge is about, set whatever the form says (authors = 50)."""
+    sql: str | None = None
+    """For a challenge answered with SQL in the scratchpad: the text its editor starts with."""
+    reference: str | None = None
+    """A SELECT (of a SQL challenge) giving the rows the answer's last SELECT must return: run on
+    the same data just before the answer, its rows are the figure `same_rows` reads."""
+
+    @property
+    def asks_for_sql(self) -> bool:
+        return self.sql is not None
 
     def baselines(self) -> list[str]:
         """Variants to run beside the attempt, with its parameters, for a time ratio."""
@@ -186,6 +195,7 @@ class Challenge:
             "params": dict(self.params),
             "checks": [check.describe(self.params) for check in self.checks],
             "baselines": self.baselines(),
+            **({"sql": self.sql, "compares_rows": self.reference is not None} if self.asks_for_sql else {}),
         }
 
 

@@ -76,6 +76,7 @@ FIGURES: dict[str, Figure] = {
             "a Sort in the plan",
             _on_plan(lambda s: _yes(any("Sort" in n.node_type for n in s.nodes))),
         ),
+        Figure("same_rows", "same rows as the reference", lambda r: r.metrics.get("same_rows")),
         Figure(
             "key_scan",
             "the scan that read the most rows",

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from recipes.base import Param, Recipe, Rows
-from recipes.context import MAIN_OPTION, Run
+from recipes.context import KIND_OPTION, MAIN_OPTION, Run, Setup
 from recipes.results import jsonable
 from recipes.sql import Checked, Limits, SqlRefused, check
 
@@ -32,6 +32,10 @@ DEFAULT_TIMEOUT_MS = 10_000
 """The statement timeout assumed when the connection does not say."""
 ROWS_COUNTED = 100_000
 """Rows of one statement's result counted; a SELECT that returns more is stopped there."""
+CELL_KEPT = 10_000
+"""Characters (or bytes) of one value kept: `repeat('x', 50000000)` is one row, not a small one."""
+REFERENCE = "reference"
+"""The key of `Run.prepared` holding a reference query's rows (see `on_data_of`)."""
 
 recipe = Recipe(
     slug=SLUG,
@@ -116,23 +120,48 @@ def run_sql(run: Run, p) -> Rows | None:
                 run.fail(RuntimeError(f"Statement {len(results)} failed: {result.error}"))
                 break
     run.metric("results", [asdict(r) for r in results])
+    reference = run.prepared.get(REFERENCE)
+    if reference is not None:
+        shown = next((r for r in reversed(results) if r.columns and r.error is None), None)
+        same = shown is not None and [shown.rows, shown.rowcount] == [reference["rows"], reference["count"]]
+        run.metric("same_rows", "yes" if same else "no")
     return last
+
+
+def on_data_of(data: Recipe, reference: str | None = None) -> Recipe:
+    """The scratchpad run on the data another recipe's setup seeds (its parameters beside the
+    text): a challenge asking for SQL is about that recipe's tables. With `reference`, a SELECT
+    that gives the rows wanted, its rows are read once the data is there, outside the capture,
+    and the run's last result is compared with them (the metric `same_rows`)."""
+
+    def prepare(setup: Setup, p) -> None:
+        if data.setup_hook is not None:
+            data.setup_hook(setup, p)
+        if reference is not None:
+            result = setup.conn.execution_options(no_parameters=True).exec_driver_sql(reference)
+            rows = [list(_cut(r)) for r in result.fetchmany(ROWS_KEPT)]
+            count, _ = _count(result, len(rows))
+            setup.prepared[REFERENCE] = {"rows": jsonable(rows), "count": count}
+
+    return replace(recipe, params=(*data.params, *recipe.params), setup_hook=prepare)
 
 
 def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, Rows | None]:
     started = time.perf_counter()
-    options = {MAIN_OPTION: True} if main else {}
+    # sent as typed (no parameters: psycopg reads no placeholders), and recorded as the person's
+    # own statement whatever it starts with
+    options: dict[str, Any] = {"no_parameters": True, KIND_OPTION: "query", MAIN_OPTION: main}
     rows = None
     try:
         with conn.begin():
             if statement.kind == "SELECT" and statement.reads_only:
                 # a server-side cursor: a huge result streams past, never held in memory whole
                 options |= {"stream_results": True, "max_row_buffer": ROWS_KEPT}
-            result = conn.execution_options(**options).exec_driver_sql(_escaped(statement.sql))
+            result = conn.execution_options(**options).exec_driver_sql(statement.sql)
             more = False
             if result.returns_rows:
                 columns = tuple(result.keys())
-                rows = Rows(columns, [tuple(r) for r in result.fetchmany(ROWS_KEPT)])
+                rows = Rows(columns, [_cut(r) for r in result.fetchmany(ROWS_KEPT)])
                 rowcount, more = _count(result, len(rows.data))
             else:
                 rowcount = result.rowcount if result.rowcount >= 0 else None
@@ -140,6 +169,16 @@ def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, 
         message = str(getattr(exc, "orig", exc) or exc).strip()
         return _result(statement, started, None, None, error=message), None
     return _result(statement, started, rows, rowcount, more=more), rows
+
+
+def _cut(row: Any) -> tuple[Any, ...]:
+    """A row with each long text or binary value cut to CELL_KEPT, saying how much was left out."""
+    return tuple(
+        v[:CELL_KEPT] + f" … [{len(v) - CELL_KEPT:,} characters left out]"
+        if isinstance(v, str) and len(v) > CELL_KEPT
+        else (bytes(v[:CELL_KEPT]) if isinstance(v, bytes | memoryview) and len(v) > CELL_KEPT else v)
+        for v in row
+    )
 
 
 def _count(result, counted: int) -> tuple[int, bool]:
@@ -163,18 +202,15 @@ def _result(statement: Checked, started: float, rows: Rows | None, rowcount, **e
     )
 
 
-def _escaped(sql: str) -> str:
-    """psycopg reads % as a placeholder marker as soon as parameters are passed, and SQLAlchemy
-    always passes some (none here): a literal % is doubled, as the driver expects."""
-    return sql.replace("%", "%%")
-
-
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
 
 
 def inline(sql: str, parameters: Any) -> str | None:
     """`sql` as the driver received it with its bound values written in as SQL literals, ready to
-    edit and run in the scratchpad; None when it cannot be one statement (an executemany)."""
+    edit and run in the scratchpad; None when it cannot be one statement (an executemany).
+    A statement sent without parameters (None) is its own text: the driver read no placeholder."""
+    if parameters is None:
+        return sql
     if isinstance(parameters, list) and parameters and isinstance(parameters[0], (dict, list, tuple)):
         return None
     positional = iter(parameters if isinstance(parameters, (list, tuple)) else ())

@@ -17,6 +17,8 @@ from typing import Any
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
 
+from recipes.sql_names import STATEMENT_NAMES
+
 # Statement kinds a submission may contain, each with the name shown to the person.
 ALLOWED: dict[type, str] = {
     ast.SelectStmt: "SELECT",
@@ -83,6 +85,7 @@ REFUSED_FUNCTIONS = {
     "pg_current_logfile": "administers the server",
     "pg_stat_file": "reads the server's files",
     "pg_import_system_collations": "administers the server",
+    "ts_stat": "runs a query given as text, around the parser",
 }
 REFUSED_PREFIXES = {
     "pg_read_": "reads the server's files",
@@ -220,12 +223,27 @@ def _check_node(node: Any, limits: Limits) -> None:
             raise SqlRefused(f"{node.relname} lists the roles of every sandbox; it is not readable here.")
         if node.relpersistence == "t":
             raise SqlRefused("temporary tables are not allowed; create a table in the sandbox.")
+    elif isinstance(node, ast.InsertStmt | ast.UpdateStmt | ast.DeleteStmt | ast.MergeStmt):
+        _check_written(node.relation)
+    elif isinstance(node, ast.TruncateStmt):
+        for relation in node.relations or ():
+            _check_written(relation)
     elif isinstance(node, ast.FuncCall):
         _check_function(node, limits)
     elif isinstance(node, ast.CommonTableExpr | ast.SubLink | ast.RangeSubselect):
         inner = getattr(node, "ctequery", None) or getattr(node, "subselect", None)
         if inner is not None and type(inner) not in ALLOWED:
             raise SqlRefused(f"{_describe(inner)} inside a query is not allowed.")
+
+
+def _check_written(relation: Any) -> None:
+    """The catalogs are read-only here, and an unqualified `pg_` name resolves to them first:
+    writing to one is refused before the server's privileges are asked, because one of them is
+    writable by anyone (an UPDATE of `pg_settings` is a `set_config` in disguise)."""
+    if relation.schemaname in READABLE_SCHEMAS or (
+        not relation.schemaname and relation.relname.startswith("pg_")
+    ):
+        raise SqlRefused(f"{_qualified(relation)} is in the catalogs, which are read-only here.")
 
 
 def _check_function(call: Any, limits: Limits) -> None:
@@ -236,6 +254,8 @@ def _check_function(call: Any, limits: Limits) -> None:
     reason = REFUSED_FUNCTIONS.get(name) or next(
         (why for prefix, why in REFUSED_PREFIXES.items() if name.startswith(prefix)), None
     )
+    if name == "ts_rewrite" and len(call.args or ()) == 2:  # its second form runs a query given as text
+        reason = REFUSED_FUNCTIONS["query_to_xml"]
     if reason is not None:
         raise SqlRefused(f"{name}() is not allowed here: it {reason}.")
     if name == "pg_sleep":
@@ -293,39 +313,7 @@ def _qualified(node: Any) -> str:
 
 def _describe(stmt: Any) -> str:
     name = type(stmt).__name__
-    return _STATEMENT_NAMES.get(name, name.removesuffix("Stmt"))
+    return STATEMENT_NAMES.get(name, name.removesuffix("Stmt"))
 
 
-_STATEMENT_NAMES = {
-    "VariableSetStmt": "SET / RESET",
-    "TransactionStmt": "Transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT)",
-    "DoStmt": "A DO block",
-    "CopyStmt": "COPY",
-    "CreateFunctionStmt": "CREATE FUNCTION / PROCEDURE",
-    "CreateExtensionStmt": "CREATE EXTENSION / LANGUAGE",
-    "CreatePLangStmt": "CREATE LANGUAGE",
-    "AlterRoleStmt": "ALTER ROLE",
-    "AlterRoleSetStmt": "ALTER ROLE … SET",
-    "AlterSystemStmt": "ALTER SYSTEM",
-    "AlterDatabaseStmt": "ALTER DATABASE",
-    "AlterDatabaseSetStmt": "ALTER DATABASE … SET",
-    "ListenStmt": "LISTEN",
-    "NotifyStmt": "NOTIFY",
-    "UnlistenStmt": "UNLISTEN",
-    "LockStmt": "LOCK",
-    "PrepareStmt": "PREPARE",
-    "ExecuteStmt": "EXECUTE",
-    "DeallocateStmt": "DEALLOCATE",
-    "DiscardStmt": "DISCARD",
-    "CallStmt": "CALL",
-    "CreateRoleStmt": "CREATE ROLE",
-    "CreateSchemaStmt": "CREATE SCHEMA",
-    "GrantStmt": "GRANT / REVOKE",
-    "GrantRoleStmt": "GRANT / REVOKE of a role",
-    "CreateTrigStmt": "CREATE TRIGGER",
-    "RuleStmt": "CREATE RULE",
-    "DeclareCursorStmt": "DECLARE CURSOR",
-    "CheckPointStmt": "CHECKPOINT",
-    "LoadStmt": "LOAD",
-}
 _ALLOWED_TEXT = "Allowed: " + ", ".join(dict.fromkeys(ALLOWED.values())) + "."

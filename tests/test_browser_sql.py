@@ -8,6 +8,7 @@ from playwright.sync_api import expect
 from playground.models import Run
 from tests import test_browser as shared
 from tests.test_browser_access import axe_violations
+from tests.test_tracks_sql import KEYSET
 
 # The browser fixtures of test_browser.py, used here under the same names.
 _allow_orm_beside_playwright = shared._allow_orm_beside_playwright
@@ -51,3 +52,23 @@ def test_a_refused_statement_says_why_in_place(page, live_server, console_errors
     console_errors.clear()  # the 400 answer is logged by the browser
     assert not Run.objects.exists()
     assert axe_violations(page) == []
+
+
+def test_a_track_challenge_answered_with_sql(page, live_server, console_errors):
+    page.goto(live_server.url + "/tracks/n-plus-one-and-pagination/7/")
+    editor = page.get_by_label("SQL", exact=True)
+    expect(editor).to_contain_text("OFFSET 9980 LIMIT 20")
+    try_it = page.get_by_role("button", name="Try your SQL")
+    try_it.click()  # the starting text: the right rows, read the slow way
+    expect(page.locator("#verdict #outcome")).to_contain_text("Not yet")
+    expect(page.locator("#verdict")).to_contain_text("same rows as the reference: yes")
+
+    editor.fill(KEYSET)
+    try_it.click()
+    expect(page.locator("#verdict #outcome")).to_contain_text("Passed")
+    expect(page.locator("#statement-1 table.rows tbody tr")).to_have_count(20)
+    expect(page.locator("#next-step")).to_contain_text("back to the track")
+    expect(page.locator(".track-progress").first).to_contain_text("1 of 7")
+    assert axe_violations(page) == []  # typed SQL's number literals and the plan's badges included
+    page.set_viewport_size({"width": 420, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, event
 
 from playground.running import deadline
 from playground.running.deadline import RunStopped
-from recipes.context import MAIN_OPTION
+from recipes.context import KIND_OPTION, MAIN_OPTION
 from recipes.results import Statement, StatementKind
 
 _current: ContextVar[Capture | None] = ContextVar("playground_capture", default=None)
@@ -99,17 +99,27 @@ def _after(conn, cursor, statement, parameters, context, executemany) -> None:
     if capture is None:
         return
     started = conn.info[_STARTED].pop()
+    options = context.execution_options if context is not None else {}
     capture.add(
         _statement(
             statement,
-            parameters,
+            _sent(parameters, context),
             duration_ms=(time.perf_counter() - started) * 1000,
             rowcount=cursor.rowcount if cursor.rowcount is not None and cursor.rowcount >= 0 else None,
             batches=_parameter_sets(parameters, executemany),
-            main=bool(context is not None and context.execution_options.get(MAIN_OPTION)),
+            kind=options.get(KIND_OPTION),
+            main=bool(options.get(MAIN_OPTION)),
             cache=_cache_stats(context),
         )
     )
+
+
+def _sent(parameters: Any, context) -> Any:
+    """None for a statement sent without parameters (`no_parameters`): the driver read its text
+    as it is, `%` included, and so must the EXPLAIN that replays it and "edit as SQL"."""
+    if not parameters and context is not None and context.no_parameters:
+        return None
+    return parameters
 
 
 def _cache_stats(context) -> str | None:
@@ -137,13 +147,15 @@ def _failed(exception_context) -> None:
     starts = conn.info.get(_STARTED) or [time.perf_counter()]
     started = starts.pop()
     execution = exception_context.execution_context
+    options = execution.execution_options if execution is not None else {}
     capture.add(
         _statement(
             exception_context.statement,
-            exception_context.parameters,
+            _sent(exception_context.parameters, execution),
             duration_ms=(time.perf_counter() - started) * 1000,
             rowcount=None,
             batches=_parameter_sets(exception_context.parameters, bool(execution and execution.executemany)),
+            kind=options.get(KIND_OPTION),
         )
     )
 

@@ -9,8 +9,11 @@ from sqlalchemy import text
 from playground import sandbox
 from playground.models import Sandbox
 from playground.running import limits, service
+from playground.running.learn import Attempt
 from playground.running.service import SESSION_KEY
 from recipes import scratchpad
+from recipes.base import Recipe
+from recipes.learning import Challenge
 from recipes.results import RunResult
 from recipes.sql import Limits, SqlRefused, check
 from recipes.validation import InvalidParams
@@ -78,10 +81,26 @@ def run_sql(session, sql: str) -> RunResult:
     or any statement sent.
     """
     chosen = scratchpad.recipe.validate({"sql": sql, "variant": "sql"})
-    box = service.sandbox_for(session)
-    try:
-        check(chosen.params["sql"], Limits(schema=box.role, max_length=scratchpad.MAX_LENGTH))
-    except SqlRefused as exc:
-        raise InvalidParams({"sql": [str(exc)]}, values={"sql": sql}) from None
+    _gate(session, chosen.params["sql"])
     limits.spend_runs(session)
     return service.run_recipe(session, scratchpad.recipe, "sql", dict(chosen.params))
+
+
+def attempt_sql(session, data: Recipe, challenge: Challenge, params: dict, sql: str) -> Attempt:
+    """A challenge answered with SQL: run on the data `data`'s setup seeds with the step's
+    `params` (and the challenge's), checked like any attempt on the run's figures. Refused SQL
+    raises InvalidParams, as in `run_sql`, before anything is paid or sent."""
+    recipe = scratchpad.on_data_of(data, challenge.reference)
+    chosen = recipe.validate({**params, **challenge.params, "sql": sql, "variant": "sql"})
+    _gate(session, chosen.params["sql"])
+    limits.spend_runs(session)
+    result = service.run_recipe(session, recipe, "sql", dict(chosen.params))
+    return Attempt(result, {}, challenge.evaluate(result, {}))
+
+
+def _gate(session, sql: str) -> None:
+    box = service.sandbox_for(session)
+    try:
+        check(sql, Limits(schema=box.role, max_length=scratchpad.MAX_LENGTH))
+    except SqlRefused as exc:
+        raise InvalidParams({"sql": [str(exc)]}, values={"sql": sql}) from None

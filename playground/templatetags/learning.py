@@ -32,6 +32,7 @@ def challenge_card(challenge: Challenge, values: Mapping[str, Any]) -> dict[str,
         "checks": [c.describe(merged) for c in challenge.checks],
         "pinned": ", ".join(f"{k} = {v}" for k, v in challenge.params.items()),
         "baselines": challenge.baselines(),
+        "sql": challenge.asks_for_sql,
     }
 
 

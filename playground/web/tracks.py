@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from playground.conf import setting
 from playground.running import learn, progress
 from playground.templatetags.learning import challenge_card, question_card
+from playground.web import track_sql
 from playground.web.forms import RunForm
 from playground.web.learn import attempt_json, prediction_json, read_attempt, read_prediction
 from playground.web.recipe_page import form_values, shown
@@ -109,6 +110,8 @@ def step_context(
         "questions": [card] if step.is_question else [],
         "challenges": [] if step.is_question else [card],
     }
+    if track_sql.asks_for_sql(step):
+        extra = {**track_sql.editor(request, step, extra), **extra}
     return {
         "track": track,
         "step": step,
@@ -147,10 +150,19 @@ def attempt_step(request: HttpRequest, track: Track, step: Step, data: Any, *, f
         progress.record(request.session, track, step, done.result, answer=done.answer)
         return {"chosen": chosen, "result": done.result, "answer": done.answer, "json": prediction_json(done)}
     assert isinstance(step.teaching, Challenge)
-    challenge, chosen = read_attempt(recipe, data, form=form, challenge=step.teaching)
-    tried = learn.attempt(request.session, recipe, challenge, chosen)
-    progress.record(request.session, track, step, tried.result, verdict=tried.verdict)
-    return {"chosen": chosen, "result": tried.result, "verdict": tried.verdict, "json": attempt_json(tried)}
+    if step.teaching.asks_for_sql:
+        outcome = track_sql.attempt(request, step, data)
+    else:
+        challenge, chosen = read_attempt(recipe, data, form=form, challenge=step.teaching)
+        tried = learn.attempt(request.session, recipe, challenge, chosen)
+        outcome = {
+            "chosen": chosen,
+            "result": tried.result,
+            "verdict": tried.verdict,
+            "json": attempt_json(tried),
+        }
+    progress.record(request.session, track, step, outcome["result"], verdict=outcome["verdict"])
+    return outcome
 
 
 def step_json(request: HttpRequest, track: Track, step: Step, outcome: dict[str, Any]) -> dict[str, Any]:
@@ -172,6 +184,11 @@ def refused_step(request: HttpRequest, refusal: Refusal, slug: str, number: int)
     step = track.step(number) if track else None
     if step is None:
         return None
+    if track_sql.asks_for_sql(step):  # the text kept, with why nothing ran
+        problems = [m for messages in refusal.errors.values() for m in messages] or [refusal.message]
+        sql = str(request.POST.get("sql", ""))
+        context = step_context(request, track, step, preset_form(step), sql=sql, problems=problems)
+        return respond(request, "track_step.html", context, status=refusal.status)
     form = RunForm(step.recipe, form_values(step.recipe, request.POST), errors=refusal.errors)
     context = step_context(
         request, track, step, form, problem=refusal.message if not refusal.errors else None
@@ -185,8 +202,8 @@ def track_step_run(request: HttpRequest, slug: str, number: int) -> HttpResponse
     track = track_or_404(slug)
     step = step_or_404(track, number)
     outcome = attempt_step(request, track, step, request.POST, form=True)
-    form = RunForm(step.recipe, shown(outcome["chosen"]))
-    extra = {k: outcome.get(k) for k in ("result", "answer", "verdict")}
+    form = RunForm(step.recipe, shown(outcome["chosen"])) if outcome["chosen"] else preset_form(step)
+    extra = {k: outcome[k] for k in ("result", "answer", "verdict", "sql") if k in outcome}
     context = step_context(request, track, step, form, **extra)
     return respond(request, "track_step.html", context, data=step_json(request, track, step, outcome))
 

@@ -11,6 +11,8 @@ import recipes
 from recipes.base import Recipe
 from recipes.learning import Challenge, Check, Question
 from recipes.measures import figure
+from recipes.scratchpad import MAX_LENGTH
+from recipes.sql import Limits, SqlRefused, check
 from recipes.tracks.locate import line_of
 from recipes.tracks.model import Problem, Step, Track
 from recipes.validation import InvalidParams
@@ -19,7 +21,7 @@ SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 TRACK_KEYS = {"title", "summary", "minutes", "steps"}
 STEP_KEYS = {"title", "recipe", "variant", "params", "guidance", "question", "challenge"}
 QUESTION_KEYS = {"text", "answer", "choices", "variant", "close"}
-CHALLENGE_KEYS = {"goal", "checks", "params"}
+CHALLENGE_KEYS = {"goal", "checks", "params", "sql", "reference"}
 CHECK_KEYS = {"figure", "at_most", "at_least", "equals", "includes", "excludes", "faster_than", "times"}
 
 
@@ -148,9 +150,14 @@ class Reader:
             if check.faster_than is not None and check.faster_than not in recipe.variants:
                 problems.append((f"unknown variant {check.faster_than!r} to compare with", "checks"))
             checks.append(check)
+        sql, reference = raw.get("sql"), raw.get("reference")
+        problems += _sql_problems(sql, reference, checks)
         for message, key in problems:
             self.refuse(message, *at, key)
-        return None if problems else Challenge("step", goal, tuple(checks), dict(params))
+        if problems:
+            return None
+        sql = sql.strip() if sql is not None else None
+        return Challenge("step", goal, tuple(checks), dict(params), sql=sql, reference=reference)
 
     def unknown_keys(self, raw: Mapping[str, Any], known: set[str], what: str) -> list[tuple[str, str]]:
         return [
@@ -192,6 +199,35 @@ class Reader:
         for name in clash:
             self.refuse(f"params.{name} is set by the challenge itself", *at, "params", name)
         return None if clash else dict(params)
+
+
+def _sql_problems(sql: Any, reference: Any, checks: list[Check]) -> list[tuple[str, str]]:
+    """What is wrong with a challenge answered with SQL: its starting text, its reference (one
+    SELECT that the scratchpad's gate lets through), and checks that need a variant or a reference."""
+    found = []
+    if reference is None and any(c.figure == "same_rows" for c in checks):
+        found.append(("same_rows needs a reference query", "checks"))
+    if sql is None:
+        if reference is not None:
+            found.append(("a reference needs sql, the text the editor starts with", "reference"))
+        return found
+    if not isinstance(sql, str) or not sql.strip() or len(sql) > MAX_LENGTH:
+        found.append((f"sql must be non-empty text of at most {MAX_LENGTH:,} characters", "sql"))
+    if any(c.faster_than for c in checks):
+        found.append(("faster_than compares variants; a SQL challenge has none", "checks"))
+    if reference is not None:
+        found += [(f"reference: {p}", "reference") for p in _reference_problems(reference)]
+    return found
+
+
+def _reference_problems(reference: Any) -> list[str]:
+    try:
+        statements = check(reference, Limits(schema="sandbox")) if isinstance(reference, str) else []
+    except SqlRefused as exc:
+        return [str(exc)]
+    if len(statements) != 1 or statements[0].kind != "SELECT" or not statements[0].reads_only:
+        return ["must be one SELECT that only reads"]
+    return []
 
 
 def _answer_problems(answer: Any) -> list[str]:
