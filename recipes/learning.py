@@ -126,7 +126,7 @@ class Check:
             return CheckResult(said, passed, sorted(actual), f"plan nodes: {shown(actual)}")
         if self.equals is not None:
             passed = shown(actual) == shown(self.equals)
-            return CheckResult(said, passed, actual, f"{fig.label}: {shown(actual)}")
+            return CheckResult(said, passed, actual, f"the run: {shown(actual)}")
         limit = self.bound(self.at_most if self.at_most is not None else self.at_least, params)
         gap = actual - limit if self.at_most is not None else limit - actual
         passed = gap <= 0
@@ -135,7 +135,7 @@ class Check:
             if gap > 0
             else ("exactly at the limit" if gap == 0 else f"{shown(-gap)} to spare")
         )
-        return CheckResult(said, passed, actual, f"{fig.label}: {shown(actual)}, {how}")
+        return CheckResult(said, passed, actual, f"the run: {shown(actual)}, {how}")
 
     def _ratio(self, said: str, fig: Figure, actual: float, base: RunResult | None) -> CheckResult:
         theirs = fig.read(base) if base is not None else None

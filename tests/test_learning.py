@@ -205,9 +205,9 @@ def test_a_check_says_by_how_much(engine):
     lazy = run(engine, "eager-loading", "lazy", {"authors": 30})
     over = Check("queries", at_most=2).evaluate(lazy, {})
     assert not over.passed and over.actual == 31
-    assert over.detail == "queries: 31, 29 over"
+    assert over.detail == "the run: 31, 29 over"
     spare = Check("queries", at_most=40).evaluate(lazy, {})
-    assert spare.passed and spare.detail == "queries: 31, 9 to spare"
+    assert spare.passed and spare.detail == "the run: 31, 9 to spare"
     from_param = Check("metric:parents_loaded", at_least="authors").evaluate(lazy, {})
     assert from_param.passed and from_param.check == "parents loaded ≥ 30"
     nodes = Check("nodes", excludes="Seq Scan").evaluate(lazy, {})
@@ -219,8 +219,9 @@ def test_a_time_ratio_compares_with_the_other_variant(engine):
     fast = run(engine, "eager-loading", "selectinload", {"authors": 200})
     check = Check("elapsed_ms", faster_than="lazy", times=2)
     result = check.evaluate(fast, {"lazy": slow})
-    assert result.passed, result.detail
-    assert result.actual == pytest.approx(slow.elapsed_ms / fast.elapsed_ms, rel=0.01)
+    ratio = slow.elapsed_ms / fast.elapsed_ms  # wall times: which side of ×2 depends on the machine
+    assert result.passed == (ratio >= 2), result.detail
+    assert result.actual == pytest.approx(ratio, rel=0.01)
     assert "against lazy's" in result.detail
     missing = check.evaluate(fast, {})
     assert not missing.passed and "lazy has no" in missing.detail

@@ -112,7 +112,7 @@ def test_a_challenge_sets_its_parameters_and_reports_each_check(client):
     shown = text_of(response.content)
     assert "Challenge: Load 50 authors with their books in at most 2 queries" in shown
     assert "Not yet" in shown
-    assert "failed queries ≤ 2: queries: 51, 49 over" in shown
+    assert "failed queries ≤ 2: the run: 51, 49 over" in shown
     assert "passed errors ≤ 0" in shown
     assert Run.objects.get().params["authors"] == 50
 

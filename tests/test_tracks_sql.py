@@ -95,7 +95,7 @@ def test_the_step_page_holds_the_challenge_text_and_checks_the_sql_run(client):
     assert tried.status_code == 200 and "</html>" not in tried.content.decode()
     shown = text_of(tried)
     assert "Not yet" in shown and "same rows as the reference: yes" in shown
-    assert re.search(r"failed rows read by the main query ≤ 50: rows read by the main query: [\d,]+", shown)
+    assert re.search(r"failed rows read by the main query ≤ 50: the run: [\d,]+", shown)
     assert 'id="statement-1"' in tried.content.decode()
     assert not StepProgress.objects.filter(step=7, done=True).exists()
 
