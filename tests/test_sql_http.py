@@ -134,3 +134,17 @@ def test_edit_a_recipe_run_as_sql_run_it_and_compare(client):
     diff = client.get(data["compare_url"], **JSON).json()
     assert diff["a"]["recipe"] == "keyset-pagination" and diff["b"]["recipe"] == "sql"
     assert "Same plan shape." in diff["changes"]
+
+
+def test_an_htmx_run_sends_the_tables_list_anew_beside_its_results(client):
+    """A table made by the submission shows in the list at once, not after a reload."""
+    client.get("/sql/")
+    response = client.post("/sql/run", {"sql": SETUP}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    page = response.content.decode()
+    oob = r'<fieldset class="tables" id="sandbox-tables" hx-swap-oob="true">(.*?)</fieldset>'
+    tables = re.search(oob, page, re.S)
+    assert tables is not None, page[:500]
+    assert "<strong>pets</strong>" in tables.group(1) and "pets_name" in tables.group(1)
+    whole = client.get("/sql/").content.decode()
+    assert "hx-swap-oob" not in whole and whole.count('id="sandbox-tables"') == 1
