@@ -256,6 +256,15 @@ def test_a_default_keyset_sweep_completes_on_a_fresh_session_with_every_point(pa
     assert Run.objects.filter(sweep__isnull=False).count() == 4 * total
 
 
+SHOWN_COLOURS = """(el) => {
+    let under = el;
+    const clear = (node) => getComputedStyle(node).backgroundColor === "rgba(0, 0, 0, 0)";
+    while (under && clear(under)) under = under.parentElement;
+    return [getComputedStyle(el).color, under ? getComputedStyle(under).backgroundColor : "white"];
+}"""
+"""An element's text colour and the first opaque background under it."""
+
+
 def test_compare_sweep_and_share_link(page, live_server):
     base = live_server.url
     page.goto(base + "/recipes/eager-loading/?authors=12")
@@ -265,6 +274,8 @@ def test_compare_sweep_and_share_link(page, live_server):
     for variant in ("lazy", "selectinload", "joinedload", "raiseload"):
         expect(table).to_contain_text(variant)
     expect(page.locator("#results svg.bar")).to_have_count(8)  # one per variant
+    ink, paper = page.locator("#freeze-compare").evaluate(SHOWN_COLOURS)
+    assert ink != paper, "the freeze button's text is the colour of what it sits on"
 
     page.goto(base + "/recipes/keyset-pagination/?rows=1000")
     page.get_by_label("to", exact=True).fill("45")
