@@ -39,6 +39,9 @@ def test_a_room_with_a_host_and_three_participants(page, participants, live_serv
     expect(host.get_by_role("heading", level=1)).to_have_text("Tuesday onboarding")
     join_url = host.locator("#join-url").inner_text()
     code = host.locator("#join-code").inner_text()
+    for button in ("#prepare", "#reset-all", "#close-room"):
+        ink, paper = host.locator(button).evaluate(shared.SHOWN_COLOURS)
+        assert ink != paper, f"{button}'s text is the colour of what it sits on"
 
     for person, name in zip(participants, NAMES, strict=True):
         person.goto(join_url)
