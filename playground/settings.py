@@ -75,9 +75,11 @@ LOGIN_REDIRECT_URL = "shelf"
 LOGOUT_REDIRECT_URL = "login"
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # the operator's view, for staff only (playground/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
     "playground",
@@ -94,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "playground.web.access.LoginRequiredMiddleware",  # a no-op unless PLAYGROUND_REQUIRE_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -112,6 +115,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.template.context_processors.csrf",
                 "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
                 "playground.web.access.login_context",
                 "playground.web.rooms.room_bar",
             ],

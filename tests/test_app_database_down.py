@@ -67,6 +67,8 @@ REQUESTS = [
     ("login", "get", "/accounts/login/", {}),
     ("login", "post", "/accounts/login/", {"username": "ada", "password": "secret"}),
     ("logout", "post", "/accounts/logout/", {}),
+    ("operator-status", "get", "/operator/", {}),
+    ("operator-reap", "post", "/operator/reap", {}),
 ]
 """(url name, method, path, data): every URL pattern, the login form posted too."""
 READS_THE_APP_DATABASE = {
@@ -83,6 +85,8 @@ READS_THE_APP_DATABASE = {
         "room-go",
     ),
     "sql-run",
+    "operator-status",
+    "operator-reap",
 }
 """Views that cannot answer without the app database, whoever asks."""
 

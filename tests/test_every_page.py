@@ -137,6 +137,8 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("healthz", "get", "/healthz", {}),
         ("login", "get", "/accounts/login/", {}),
         ("logout", "post", "/accounts/logout/", {}),
+        ("operator-status", "get", "/operator/", {}),  # staff only: this session is sent to sign in
+        ("operator-reap", "post", "/operator/reap", {}),
         # Last: closing drops the sandboxes of the room's members, this session's too (its runs go).
         ("room-close", "post", host + "close", {}),
     ]
