@@ -10,6 +10,8 @@
 | PLAYGROUND_PGDATA | `.pgdata/` in the project | data folder of the embedded server |
 | PLAYGROUND_HTTPS | on when DEBUG is off | served over HTTPS: secure cookies, redirect, HSTS |
 | PLAYGROUND_REQUIRE_LOGIN | `0` | every page and API needs a signed-in user |
+| PLAYGROUND_PROXY_USER_HEADER | (off) | a reverse proxy's header naming the signed-in user |
+| PLAYGROUND_PROXY_ADDRESSES | (none) | the only peers that header is believed from |
 
 docs/deploy.md lists every variable, production ones included.
 """
@@ -70,6 +72,12 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF],
 }
+# Django accounts always; a reverse proxy's user header when one is named
+# (playground/web/proxy_user.py).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "playground.web.proxy_user.ProxyUserBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shelf"
 LOGOUT_REDIRECT_URL = "login"
@@ -97,6 +105,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "playground.web.proxy_user.ProxyUserMiddleware",  # a no-op unless PLAYGROUND_PROXY_USER_HEADER
     "django_htmx.middleware.HtmxMiddleware",
     "playground.web.access.LoginRequiredMiddleware",  # a no-op unless PLAYGROUND_REQUIRE_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -198,6 +207,12 @@ LOGGING = {
 PLAYGROUND = {
     # Every page and API needs a signed-in Django user (create one with createsuperuser).
     "REQUIRE_LOGIN": env_bool("PLAYGROUND_REQUIRE_LOGIN", False),
+    # A reverse proxy that signs people in passes who they are in this header (X-Forwarded-User
+    # for oauth2-proxy, Remote-User for Authelia), and maybe their email in another; believed only
+    # from the proxy addresses or networks listed (the TCP peer; "*" is refused). Empty: off.
+    "PROXY_USER_HEADER": os.environ.get("PLAYGROUND_PROXY_USER_HEADER", "").strip(),
+    "PROXY_EMAIL_HEADER": os.environ.get("PLAYGROUND_PROXY_EMAIL_HEADER", "").strip(),
+    "PROXY_ADDRESSES": env_list("PLAYGROUND_PROXY_ADDRESSES", ""),
     # Sandbox database; None means a database named "<app database>_sandbox" on the app's server.
     "SANDBOX_DATABASE_URL": os.environ.get("SANDBOX_DATABASE_URL") or None,
     # Without SANDBOX_DATABASE_URL, who creates sandboxes there: (user, password), or None for the
