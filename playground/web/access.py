@@ -118,6 +118,12 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         return super().handle_no_permission(request, view_func)
 
 
-def login_context(request: HttpRequest) -> dict[str, bool]:
-    """Templates show the sign-out button only when logging in is required."""
-    return {"login_required": login_required_on()}
+def login_context(request: HttpRequest) -> dict[str, object]:
+    """Templates show the sign-out button when logging in is required, and the sign-in page a
+    button for the identity provider when one is configured."""
+    from playground.web.oidc import configured
+
+    return {
+        "login_required": login_required_on(),
+        "oidc_provider": setting("OIDC_PROVIDER_NAME") if configured() else None,
+    }
