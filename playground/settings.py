@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "playground.web.proxy_user.ProxyUserMiddleware",  # a no-op unless PLAYGROUND_PROXY_USER_HEADER
+    "playground.web.access.PersonMiddleware",  # signed in, the sandbox is the person's
     "django_htmx.middleware.HtmxMiddleware",
     "playground.web.access.LoginRequiredMiddleware",  # a no-op unless PLAYGROUND_REQUIRE_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
