@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from playground.web.proxy_user import ProxyUserMiddleware
 from tests.web import post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,10 +64,12 @@ def test_the_header_is_ignored_unless_the_mode_is_on(settings):
 
 
 @pytest.mark.usefixtures("proxy_mode")
-def test_a_wildcard_address_trusts_nobody(settings):
+def test_a_wildcard_address_trusts_nobody_and_is_warned_about(settings, caplog):
     settings.PLAYGROUND = {**settings.PLAYGROUND, "PROXY_ADDRESSES": ["*"]}
     assert Client(REMOTE_ADDR=PROXY).get("/", **AS_ADA).status_code == 302
     assert users() == []
+    ProxyUserMiddleware(lambda request: None)  # as each process makes it, on its first request
+    assert "names no proxy" in caplog.text
 
 
 @pytest.mark.usefixtures("proxy_mode")

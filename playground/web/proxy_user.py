@@ -14,6 +14,7 @@ header believed from anyone signs anyone in as anyone.
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from django.contrib.auth.backends import RemoteUserBackend
 from django.contrib.auth.middleware import RemoteUserMiddleware
@@ -21,10 +22,23 @@ from django.http import HttpRequest, HttpResponse
 
 from playground.conf import setting
 
+log = logging.getLogger(__name__)
+
 
 def meta_key(header: str) -> str:
     """The WSGI environ key of an HTTP header: `X-Forwarded-User` → `HTTP_X_FORWARDED_USER`."""
     return "HTTP_" + header.strip().upper().replace("-", "_")
+
+
+def proxy_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The named proxies as networks; "*" or a typo names nobody."""
+    found = []
+    for entry in setting("PROXY_ADDRESSES"):
+        try:
+            found.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            continue
+    return found
 
 
 def from_proxy(request: HttpRequest) -> bool:
@@ -33,13 +47,7 @@ def from_proxy(request: HttpRequest) -> bool:
         peer = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    for entry in setting("PROXY_ADDRESSES"):
-        try:
-            if peer in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:  # "*" or a typo: trusts nobody
-            continue
-    return False
+    return any(peer in network for network in proxy_networks())
 
 
 class ProxyUserMiddleware(RemoteUserMiddleware):
@@ -51,6 +59,15 @@ class ProxyUserMiddleware(RemoteUserMiddleware):
 
     sync_capable = True
     async_capable = False
+
+    def __init__(self, get_response) -> None:
+        super().__init__(get_response)
+        if setting("PROXY_USER_HEADER") and not proxy_networks():
+            log.warning(
+                "PLAYGROUND_PROXY_USER_HEADER is set but PLAYGROUND_PROXY_ADDRESSES names no proxy "
+                "(%r): the header is believed from nobody, so nobody is signed in by it",
+                setting("PROXY_ADDRESSES"),
+            )
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         header = setting("PROXY_USER_HEADER")
