@@ -5,7 +5,8 @@ from django.db import models
 
 
 class Sandbox(models.Model):
-    """A private schema and login role in the sandbox database, owned by one browser session."""
+    """A private schema and login role in the sandbox database, owned by one browser session (or,
+    signed in, by one person)."""
 
     role = models.CharField(max_length=63, unique=True)
     """Name of both the login role and its schema."""
@@ -15,6 +16,14 @@ class Sandbox(models.Model):
     """The address (IPv6: its /64) of the client it was made for; empty when made outside a request."""
     uses = models.PositiveIntegerField(default=1)
     """Runs it served: the longer it may stay idle before it is reaped."""
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    """The signed-in person it was made for, who gets it back in any browser; None when made for
+    a visitor who was not signed in."""
+
+    class Meta:
+        verbose_name_plural = "sandboxes"
 
     def __str__(self) -> str:
         return self.role
@@ -189,3 +198,42 @@ class Snapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.recipe} {self.token[:6]}"
+
+
+class OperatorAction(models.Model):
+    """Something a staff member did to the instance from the operator's pages, kept for the record:
+    who (the account, and its name as it was), what, to which object, and when."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)
+    """The account's name at the time: kept when the account is deleted or renamed."""
+    action = models.CharField(max_length=40)
+    """What was done: "drop sandbox", "reap now", "close room"."""
+    target = models.CharField(max_length=200, blank=True, default="")
+    """What it was done to (a sandbox role, a room), empty for the whole instance."""
+    detail = models.JSONField(default=dict, blank=True)
+    """What came of it (sandboxes dropped, say)."""
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.username}: {self.action} {self.target}".strip()
+
+
+class MinuteTally(models.Model):
+    """Refusals counted per minute, for the operator's status page: one row per minute, bumped
+    with a single upsert, so that counting costs one statement on an answer that is a refusal."""
+
+    minute = models.DateTimeField(primary_key=True)
+    """The minute's start (UTC)."""
+    too_many = models.PositiveIntegerField(default=0)
+    """429 answers: a run allowance spent, a client holding its share of sandboxes, join guesses."""
+    unavailable = models.PositiveIntegerField(default=0)
+    """503 answers: every sandbox taken, every run slot busy, a database not answering."""
+
+    def __str__(self) -> str:
+        return f"{self.minute:%H:%M} 429×{self.too_many} 503×{self.unavailable}"

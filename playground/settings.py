@@ -10,6 +10,10 @@
 | PLAYGROUND_PGDATA | `.pgdata/` in the project | data folder of the embedded server |
 | PLAYGROUND_HTTPS | on when DEBUG is off | served over HTTPS: secure cookies, redirect, HSTS |
 | PLAYGROUND_REQUIRE_LOGIN | `0` | every page and API needs a signed-in user |
+| OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET | (off) | sign in with an OpenID Connect provider |
+| OIDC_ALLOWED_EMAIL_DOMAINS, OIDC_ALLOWED_GROUPS | (anyone) | who of the provider's accounts may sign in |
+| PLAYGROUND_PROXY_USER_HEADER | (off) | a reverse proxy's header naming the signed-in user |
+| PLAYGROUND_PROXY_ADDRESSES | (none) | the only peers that header is believed from |
 
 docs/deploy.md lists every variable, production ones included.
 """
@@ -70,14 +74,33 @@ SECURE_CSP = {
     "frame-ancestors": [CSP.NONE],
     "form-action": [CSP.SELF],
 }
+# Django accounts always; a reverse proxy's user header when one is named
+# (playground/web/proxy_user.py); OpenID Connect when configured (below).
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "playground.web.proxy_user.ProxyUserBackend",
+]
+# OpenID Connect (playground/web/oidc.py): on when an issuer and a client id are given. Endpoints
+# come from the issuer's discovery document; the mozilla-django-oidc settings are set here.
+OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "").strip()
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "").strip() if OIDC_ISSUER else ""
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+OIDC_RP_SIGN_ALGO = os.environ.get("OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = os.environ.get("OIDC_SCOPES", "openid email profile")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+if OIDC_RP_CLIENT_ID:
+    AUTHENTICATION_BACKENDS.append("playground.web.oidc.CompanyBackend")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shelf"
 LOGOUT_REDIRECT_URL = "login"
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # the operator's view, for staff only (playground/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
     "playground",
@@ -94,6 +117,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "playground.web.proxy_user.ProxyUserMiddleware",  # a no-op unless PLAYGROUND_PROXY_USER_HEADER
+    "playground.web.access.PersonMiddleware",  # signed in, the sandbox is the person's
     "django_htmx.middleware.HtmxMiddleware",
     "playground.web.access.LoginRequiredMiddleware",  # a no-op unless PLAYGROUND_REQUIRE_LOGIN
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -112,6 +138,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.template.context_processors.csrf",
                 "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
                 "playground.web.access.login_context",
                 "playground.web.rooms.room_bar",
             ],
@@ -193,6 +221,19 @@ LOGGING = {
 PLAYGROUND = {
     # Every page and API needs a signed-in Django user (create one with createsuperuser).
     "REQUIRE_LOGIN": env_bool("PLAYGROUND_REQUIRE_LOGIN", False),
+    # A reverse proxy that signs people in passes who they are in this header (X-Forwarded-User
+    # for oauth2-proxy, Remote-User for Authelia), and maybe their email in another; believed only
+    # from the proxy addresses or networks listed (the TCP peer; "*" is refused). Empty: off.
+    "PROXY_USER_HEADER": os.environ.get("PLAYGROUND_PROXY_USER_HEADER", "").strip(),
+    "PROXY_EMAIL_HEADER": os.environ.get("PLAYGROUND_PROXY_EMAIL_HEADER", "").strip(),
+    "PROXY_ADDRESSES": env_list("PLAYGROUND_PROXY_ADDRESSES", ""),
+    # Who may sign in with OpenID Connect: an email domain listed, or a group listed (in the
+    # claim named by OIDC_GROUPS_CLAIM); both empty lets every account of the provider in.
+    "OIDC_ALLOWED_EMAIL_DOMAINS": env_list("OIDC_ALLOWED_EMAIL_DOMAINS", ""),
+    "OIDC_ALLOWED_GROUPS": env_list("OIDC_ALLOWED_GROUPS", ""),
+    "OIDC_GROUPS_CLAIM": os.environ.get("OIDC_GROUPS_CLAIM", "groups"),
+    # The provider as the sign-in button names it: "Sign in with …".
+    "OIDC_PROVIDER_NAME": os.environ.get("OIDC_PROVIDER_NAME", "your company account"),
     # Sandbox database; None means a database named "<app database>_sandbox" on the app's server.
     "SANDBOX_DATABASE_URL": os.environ.get("SANDBOX_DATABASE_URL") or None,
     # Without SANDBOX_DATABASE_URL, who creates sandboxes there: (user, password), or None for the

@@ -1,7 +1,20 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, export, learn, room_host, rooms, snapshots, sql, tracks, views
+from playground.web import (
+    explore,
+    export,
+    learn,
+    oidc,
+    room_host,
+    rooms,
+    snapshots,
+    sql,
+    status,
+    tracks,
+    views,
+)
 from playground.web.respond import refusals
 
 # Django's own sign-in views read and write the session: they refuse like every other view.
@@ -52,6 +65,11 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", login, name="login"),
     path("accounts/logout/", logout, name="logout"),
+    path("oidc/authenticate/", oidc.authenticate, name="oidc_authentication_init"),
+    path("oidc/callback/", oidc.callback, name="oidc_authentication_callback"),
+    path("operator/", status.status, name="operator-status"),
+    path("operator/reap", status.reap_now, name="operator-reap"),
+    path("admin/", admin.site.urls),
 ]
 
 # API clients get their errors as JSON wherever the error happens (see playground.web.respond).

@@ -14,6 +14,8 @@ from django.db import connection
 from django.test import Client
 from django.urls import URLPattern, get_resolver
 
+from tests.test_every_page import configure_oidc
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RENDERINGS = {
@@ -74,6 +76,10 @@ REQUESTS = [
     ("login", "get", "/accounts/login/", {}),
     ("login", "post", "/accounts/login/", {"username": "ada", "password": "secret"}),
     ("logout", "post", "/accounts/logout/", {}),
+    ("oidc_authentication_init", "get", "/oidc/authenticate/", {}),
+    ("oidc_authentication_callback", "get", "/oidc/callback/?code=c&state=s", {}),
+    ("operator-status", "get", "/operator/", {}),
+    ("operator-reap", "post", "/operator/reap", {}),
 ]
 """(url name, method, path, data): every URL pattern, the login form posted too."""
 READS_THE_APP_DATABASE = {
@@ -92,6 +98,10 @@ READS_THE_APP_DATABASE = {
         "room-go",
     ),
     "sql-run",
+    "operator-status",
+    "operator-reap",
+    "oidc_authentication_init",
+    "oidc_authentication_callback",
 }
 """Views that cannot answer without the app database, whoever asks."""
 
@@ -126,6 +136,7 @@ def test_every_url_pattern_is_in_the_list():
 @pytest.mark.parametrize("rendering", list(RENDERINGS))
 def test_every_url_answers_503_with_retry_after_never_500(settings, app_database_down, rendering, login):
     settings.PLAYGROUND = {**settings.PLAYGROUND, "REQUIRE_LOGIN": login}
+    configure_oidc(settings)
     failures = []
     for name, method, path, data in REQUESTS:
         client = Client(raise_request_exception=False)

@@ -172,13 +172,27 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
         ("healthz", "get", "/healthz", {}),
         ("login", "get", "/accounts/login/", {}),
         ("logout", "post", "/accounts/logout/", {}),
+        ("oidc_authentication_init", "get", "/oidc/authenticate/?next=/tracks/", {}),
+        ("oidc_authentication_callback", "get", "/oidc/callback/", {}),  # no code: refused
+        ("operator-status", "get", "/operator/", {}),  # staff only: this session is sent to sign in
+        ("operator-reap", "post", "/operator/reap", {}),
         # Last: closing drops the sandboxes of the room's members, this session's too (its runs go).
         ("room-close", "post", host + "close", {}),
     ]
 
 
+def configure_oidc(settings) -> None:
+    """Signing in with a provider on, its endpoints given (no discovery: nothing is asked of it)."""
+    settings.OIDC_ISSUER = "https://sso.example.com/realms/company"
+    settings.OIDC_RP_CLIENT_ID = "playground"
+    settings.OIDC_RP_CLIENT_SECRET = "secret"
+    for name in ("AUTHORIZATION", "TOKEN", "USER", "JWKS"):
+        setattr(settings, f"OIDC_OP_{name}_ENDPOINT", f"https://sso.example.com/{name.lower()}")
+
+
 @pytest.mark.parametrize("rendering", list(RENDERINGS))
-def test_every_url_renders_in_every_way_it_offers(client, rendering):
+def test_every_url_renders_in_every_way_it_offers(client, rendering, settings):
+    configure_oidc(settings)
     headers = RENDERINGS[rendering]
     failures = []
     runs = list(Run.objects.order_by("pk").values_list("pk", flat=True))

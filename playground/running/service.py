@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.contrib.auth import SESSION_KEY as USER_KEY
+
 import recipes
 from playground import sandbox
 from playground.conf import setting
@@ -23,15 +25,25 @@ SESSION_KEY = "sandbox"
 
 
 def sandbox_for(session) -> Sandbox:
-    """This browser session's sandbox, marked as in use, created on first use.
+    """This session's sandbox, marked as in use, created on first use; signed in, the person's
+    (see `people`: it follows them from browser to browser).
 
     A sandbox a reaper dropped meanwhile is never used: claiming it finds no row (the reaper
-    held it locked while dropping), so a new one is made.
+    held it locked while dropping), so the person's latest other one is tried, then a new one
+    is made, theirs when signed in.
     """
     role = session.get(SESSION_KEY)
     found = sandbox.claim(role) if role else None
+    person = session.get(USER_KEY)
+    if found is None and person is not None:  # reaped: the person's other one, if any
+        theirs = Sandbox.objects.filter(owner_id=person).order_by("-last_used_at")
+        latest = theirs.values_list("role", flat=True).first()
+        found = sandbox.claim(latest) if latest else None
     if found is None:
         found = sandbox.provision()
+        if person is not None:
+            Sandbox.objects.filter(pk=found.pk).update(owner_id=person)
+    if found.role != role:
         session[SESSION_KEY] = found.role
     return found
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from playground.conf import setting
 from playground.models import RunAllowance, Sandbox
+from playground.ops import tally
 from playground.sandbox.admission import expiry
 from playground.sandbox.engines import admin_engine
 from playground.sandbox.errors import SandboxQuotaError
@@ -112,6 +113,7 @@ def reap(idle_seconds: int | None = None) -> list[str]:
         due = Sandbox.objects.filter(last_used_at__lt=now - timedelta(seconds=idle_seconds))
     # Run allowances untouched for an hour are full again: forgetting them changes nothing.
     RunAllowance.objects.filter(updated_at__lt=now - timedelta(hours=1)).delete()
+    tally.forget_old(now)
     dropped: list[str] = []
     seen: list[str] = []
     while True:

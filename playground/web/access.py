@@ -4,7 +4,8 @@ login wall.
 `HealthCheckMiddleware` sits first so that an orchestrator's probe is answered whatever Host
 header it sends and over plain HTTP, without touching sessions. `ClientAddressMiddleware` tells
 the sandbox layer which client a request comes from (each address may hold only so many
-sandboxes). `LoginRequiredMiddleware` is always installed and does nothing unless
+sandboxes). `PersonMiddleware` points a signed-in session at the person's sandbox, whichever
+browser it is. `LoginRequiredMiddleware` is always installed and does nothing unless
 `PLAYGROUND["REQUIRE_LOGIN"]` is on; then every page and API needs a signed-in user: a browser is
 sent to the login page, an htmx request is told to go there, a JSON client gets a 401 with a JSON
 body.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY as USER_KEY
 from django.contrib.auth import middleware as auth_middleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
@@ -22,6 +24,7 @@ from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 
 from playground.conf import setting
+from playground.running import people
 from playground.sandbox import client_key, current_client
 
 HEALTH_PATH = "/healthz"
@@ -88,6 +91,25 @@ class ClientAddressMiddleware:
             current_client.reset(token)
 
 
+class PersonMiddleware:
+    """Before a signed-in session's request is served, point it at the person's sandbox and
+    progress (see `playground.running.people`: they follow the person from browser to browser)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from playground.web.respond import UNAVAILABLE
+
+        try:
+            user_id = request.session.get(USER_KEY)
+            if user_id is not None:
+                people.follow(request.session, user_id)
+        except UNAVAILABLE:
+            pass  # the app database is not answering: the view says so if it needs it
+        return self.get_response(request)
+
+
 def login_required_on() -> bool:
     return bool(settings.PLAYGROUND.get("REQUIRE_LOGIN"))
 
@@ -118,6 +140,12 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         return super().handle_no_permission(request, view_func)
 
 
-def login_context(request: HttpRequest) -> dict[str, bool]:
-    """Templates show the sign-out button only when logging in is required."""
-    return {"login_required": login_required_on()}
+def login_context(request: HttpRequest) -> dict[str, object]:
+    """Templates show the sign-out button when logging in is required, and the sign-in page a
+    button for the identity provider when one is configured."""
+    from playground.web.oidc import configured
+
+    return {
+        "login_required": login_required_on(),
+        "oidc_provider": setting("OIDC_PROVIDER_NAME") if configured() else None,
+    }

@@ -29,6 +29,7 @@ from django.shortcuts import render
 from django.views import defaults
 from sqlalchemy.exc import SQLAlchemyError
 
+from playground.ops import tally
 from playground.running import limits
 from playground.running.apart import ApartError
 from playground.running.runner import SetupError
@@ -106,7 +107,9 @@ def respond(
 def refuse(
     request: HttpRequest, refusal: Refusal, page: Callable[..., HttpResponse | None] | None = None
 ) -> HttpResponse:
-    """The refusal in the client's rendering, with Retry-After when it has one."""
+    """The refusal in the client's rendering, with Retry-After when it has one; a 429 or 503 is
+    counted for the operator's status page."""
+    tally.count(refusal.status)
     if api_client(request):
         response = JsonResponse(refusal.to_json(), status=refusal.status)
     else:

@@ -1,0 +1,58 @@
+"""The operator's view in a browser: staff sign in on the admin's page, read the status page at
+1400 and 420 px without sideways scrolling or a blocked script or style, and reap from it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from playground.models import OperatorAction, Sandbox
+from tests.test_browser import (  # noqa: F401  (fixtures)
+    _allow_orm_beside_playwright,
+    _drop_sandboxes,
+    browser,
+    console_errors,
+    open_page,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+WIDTHS = {"wide": (1400, 900), "narrow": (420, 900)}
+PASSWORD = "a long enough password"
+
+
+@pytest.fixture(params=list(WIDTHS), ids=list(WIDTHS))
+def sized_page(request, browser, console_errors) -> Iterator[Page]:  # noqa: F811
+    for p in open_page(browser, console_errors):
+        width, height = WIDTHS[request.param]
+        p.set_viewport_size({"width": width, "height": height})
+        yield p
+
+
+def sideways(tab: Page) -> int:
+    return tab.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+
+
+def test_staff_sign_in_read_the_status_and_reap_now(sized_page, live_server, make_sandbox):
+    get_user_model().objects.create_superuser("olga", password=PASSWORD)
+    idle = make_sandbox()
+    Sandbox.objects.filter(pk=idle.pk).update(last_used_at=timezone.now() - timedelta(days=2))
+    sized_page.goto(f"{live_server.url}/operator/")
+    expect(sized_page).to_have_url(f"{live_server.url}/admin/login/?next=/operator/")
+    sized_page.get_by_label("Username").fill("olga")
+    sized_page.get_by_label("Password").fill(PASSWORD)
+    sized_page.get_by_role("button", name="Log in").click()
+    expect(sized_page.locator("#figure-sandboxes")).to_contain_text("1 of 200")
+    assert sideways(sized_page) <= 0
+    sized_page.get_by_role("button", name="Reap now").click()
+    expect(sized_page.locator(".messagelist")).to_contain_text("1 idle sandbox(es) dropped")
+    expect(sized_page.locator("#figure-sandboxes")).to_contain_text("0 of 200")
+    assert OperatorAction.objects.get().detail["dropped"] == [idle.role]
+    for path in ("/admin/", "/admin/playground/sandbox/", "/admin/playground/operatoraction/"):
+        sized_page.goto(live_server.url + path)
+        expect(sized_page.locator("#content")).to_be_visible()
+    expect(sized_page.locator("#result_list")).to_contain_text("reap now")
