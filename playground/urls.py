@@ -1,7 +1,18 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.web import explore, export, learn, room_host, rooms, snapshots, sql, tracks, views
+from playground.web import (
+    compare_versions,
+    explore,
+    export,
+    learn,
+    room_host,
+    rooms,
+    snapshots,
+    sql,
+    tracks,
+    views,
+)
 from playground.web.respond import refusals
 
 # Django's own sign-in views read and write the session: they refuse like every other view.
@@ -13,6 +24,7 @@ urlpatterns = [
     path("recipes/<slug:slug>/", views.recipe_page, name="recipe"),
     path("recipes/<slug:slug>/run", views.recipe_run, name="recipe-run"),
     path("recipes/<slug:slug>/compare", views.recipe_compare, name="recipe-compare"),
+    path("recipes/<slug:slug>/versions", compare_versions.recipe_versions, name="recipe-versions"),
     path("recipes/<slug:slug>/sweep", explore.recipe_sweep, name="recipe-sweep"),
     path("recipes/<slug:slug>/predict", learn.recipe_predict, name="recipe-predict"),
     path("recipes/<slug:slug>/challenge", learn.recipe_challenge, name="recipe-challenge"),

@@ -122,7 +122,7 @@ def step_context(
 
 
 def preset_form(step: Step) -> RunForm:
-    return RunForm(step.recipe, {**step.params, "variant": step.variant})
+    return RunForm(step.recipe, {**step.params, "variant": step.variant}, pick_version=False)
 
 
 @require_GET
@@ -170,7 +170,9 @@ def refused_step(request: HttpRequest, refusal: Refusal, slug: str, number: int)
     step = track.step(number) if track else None
     if step is None:
         return None
-    form = RunForm(step.recipe, form_values(step.recipe, request.POST), errors=refusal.errors)
+    form = RunForm(
+        step.recipe, form_values(step.recipe, request.POST), errors=refusal.errors, pick_version=False
+    )
     context = step_context(
         request, track, step, form, problem=refusal.message if not refusal.errors else None
     )
@@ -183,7 +185,7 @@ def track_step_run(request: HttpRequest, slug: str, number: int) -> HttpResponse
     track = track_or_404(slug)
     step = step_or_404(track, number)
     outcome = attempt_step(request, track, step, request.POST, form=True)
-    form = RunForm(step.recipe, shown(outcome["chosen"]))
+    form = RunForm(step.recipe, shown(outcome["chosen"]), pick_version=False)
     extra = {k: outcome.get(k) for k in ("result", "answer", "verdict")}
     context = step_context(request, track, step, form, **extra)
     return respond(request, "track_step.html", context, data=step_json(request, track, step, outcome))
