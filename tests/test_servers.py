@@ -3,6 +3,7 @@ over the servers of a version, one sandbox per version for a session, reaping on
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from playground import sandbox as sandboxes
 from playground.models import Run, Sandbox
 from playground.running import service
 from playground.sandbox import servers
-from tests.web import api, post
+from tests.web import api, post, token
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -146,3 +147,52 @@ def test_the_reaper_drops_idle_sandboxes_on_every_server(drop_sandboxes):
                 conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": box.role}).first()
                 is None
             )
+
+
+def test_the_scratchpad_runs_on_the_version_asked_for(client, drop_sandboxes):
+    sql = "CREATE TABLE t (i int); SELECT current_setting('server_version_num')::int / 10000 AS major"
+    ran = client.post(
+        "/sql/run",
+        json.dumps({"sql": sql, "pg": 16}),
+        content_type="application/json",
+        headers={"X-CSRFToken": token(client), "Accept": "application/json"},
+    )
+    assert ran.status_code == 200, ran.content
+    assert ran.json()["server"] == "pg16" and ran.json()["rows"]["data"] == [[16]]
+    on_18 = post(
+        client, "/sql/run", {"sql": "SELECT current_setting('server_version_num')::int / 10000 AS major"}
+    )
+    assert on_18.status_code == 200 and b'id="ran-on">Ran on PostgreSQL 18.' in on_18.content
+    # Each version's sandbox has its own tables: t was made on 16 only.
+    listed = {
+        pg: [
+            t["name"]
+            for t in client.get(f"/sql/?pg={pg}", headers={"Accept": "application/json"}).json()["tables"]
+        ]
+        for pg in (16, 18)
+    }
+    assert listed == {16: ["t"], 18: []}
+    page = client.get("/sql/?pg=16")
+    assert b'name="pg" value="16" checked' in page.content
+
+
+def test_a_sandbox_on_a_server_taken_off_the_list_is_replaced_and_forgotten(client, settings, drop_sandboxes):
+    listed = settings.PLAYGROUND["SANDBOX_SERVERS"]
+    twin = {"name": "twin", "version": 18, "url": sandboxes.admin_url().render_as_string(hide_password=False)}
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_SERVERS": [*listed, twin]}
+    first = api(client, "/api/recipes/offset-pagination/run", {"variant": "offset"})
+    assert first.json()["server"] == "main"
+    retired = sandboxes.provision()
+    assert retired.server == "twin"
+    session = client.session
+    session[service.SESSION_KEY] = retired.role
+    session.save()
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_SERVERS": listed}  # twin is retired
+    again = api(client, "/api/recipes/offset-pagination/run", {"variant": "offset"})
+    assert again.status_code == 200 and again.json()["server"] == "main"
+    assert client.session[service.SESSION_KEY] != retired.role
+    Sandbox.objects.filter(server="twin").update(last_used_at=timezone.now() - timedelta(days=2))
+    assert retired.role in sandboxes.reap_once().dropped
+    assert not Sandbox.objects.filter(server="twin").exists()
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_SERVERS": [*listed, twin]}
+    sandboxes.drop(retired)  # its role on the (shared) database

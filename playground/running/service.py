@@ -45,6 +45,8 @@ def sandbox_for(session, version: int | None = None) -> Sandbox:
     key = session_key(version)
     role = session.get(key)
     found = sandbox.claim(role) if role else None
+    if found is not None and not sandbox.is_configured(found.server):  # its server was retired
+        found = None
     if found is None:
         found = sandbox.provision(version=version)
         session[key] = found.role

@@ -43,7 +43,7 @@ from playground.sandbox.errors import (
 from playground.sandbox.reaper import Reaper, reap_once, reaper_lock
 from playground.sandbox.registry import check_quota, claim, reap, size_bytes, touch
 from playground.sandbox.roles import drop, provision, reset
-from playground.sandbox.servers import Server, UnknownServer, default_version, named, versions
+from playground.sandbox.servers import Server, UnknownServer, default_version, is_configured, named, versions
 
 __all__ = [
     "ACL_LOCK",
@@ -69,6 +69,7 @@ __all__ = [
     "engine_for",
     "forget_admin_engine",
     "forget_engine",
+    "is_configured",
     "named",
     "provision",
     "reaching",

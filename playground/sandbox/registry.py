@@ -134,8 +134,15 @@ def reap(idle_seconds: int | None = None) -> list[str]:
                 if _busy(sandbox):
                     continue
                 drop(sandbox)
-            except (SandboxServerDownError, UnknownServer) as exc:
+            except SandboxServerDownError as exc:
                 log.warning("cannot reap sandbox %s now: %s", sandbox.role, exc)
+                continue
+            except UnknownServer:  # its server was taken off the list: only its row is ours
+                Sandbox.objects.filter(pk=sandbox.pk).delete()
+                dropped.append(sandbox.role)
+                log.warning(
+                    "forgot sandbox %s: its server %r is no longer listed", sandbox.role, sandbox.server
+                )
                 continue
             dropped.append(sandbox.role)
             log.info("reaped sandbox %s", sandbox.role)

@@ -38,11 +38,6 @@ class Server:
     pgdata: Path | None = None
     """The data folder of an embedded server, started on first use."""
 
-    @property
-    def label(self) -> str:
-        """How a page names it: "PostgreSQL 16 (pg16)"."""
-        return f"PostgreSQL {self.version} ({self.name})"
-
 
 class UnknownServer(LookupError):
     """A registry row names a server no longer configured."""
@@ -60,6 +55,11 @@ def named(name: str) -> Server:
         if server.name == (name or MAIN):
             return server
     raise UnknownServer(name)
+
+
+def is_configured(name: str) -> bool:
+    """Whether a registry row's server (`Sandbox.server`) is still listed."""
+    return any(server.name == (name or MAIN) for server in configured())
 
 
 def default_version() -> int:

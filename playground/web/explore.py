@@ -139,8 +139,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
     def context() -> dict[str, Any]:
         recipe = recipe_or_404(stored.recipe)
-        form = RunForm(recipe, {**stored.params, "variant": stored.variant})
         result = result_from_json(stored.result)
+        ran_on = result.server_version.split(".")[0]  # reopened on the version it ran on
+        version = {"pg": int(ran_on)} if ran_on.isdigit() else {}
+        form = RunForm(recipe, {**stored.params, "variant": stored.variant, **version})
         return page_context(request, recipe, form, result=result, reopened=stored)
 
     return respond(request, "recipe.html", context, data=stored.result, partial=None)
