@@ -120,7 +120,7 @@ def test_a_variant_needing_18_is_refused_on_16_and_runs_on_18(client, drop_sandb
     refused = api(client, "/api/recipes/uuid-keys/run", {**body, "pg": 16})
     assert refused.status_code == 400
     assert "needs PostgreSQL 18" in refused.json()["errors"]["variant"][0]
-    assert not Run.objects.exists()
+    assert not Run.objects.exists() and not Sandbox.objects.exists()  # refused before a sandbox is made
     ran = api(client, "/api/recipes/uuid-keys/run", body)
     assert ran.status_code == 200 and ran.json()["ok"], ran.json().get("error")
     page = client.get("/recipes/uuid-keys/")
@@ -196,3 +196,15 @@ def test_a_sandbox_on_a_server_taken_off_the_list_is_replaced_and_forgotten(clie
     assert not Sandbox.objects.filter(server="twin").exists()
     settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_SERVERS": [*listed, twin]}
     sandboxes.drop(retired)  # its role on the (shared) database
+
+
+def test_a_server_listed_under_the_wrong_version_is_reported(settings, caplog):
+    url = sandboxes.admin_url().update_query_dict({"application_name": "misdeclared"})
+    wrong = {"name": "wrong", "version": 16, "url": url.render_as_string(hide_password=False)}
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_SERVERS": [wrong]}
+    try:
+        with caplog.at_level("ERROR", logger="playground.sandbox.engines"):
+            sandboxes.admin_engine(sandboxes.named("wrong"))
+        assert "sandbox server wrong is PostgreSQL 18 but is listed as 16" in caplog.text
+    finally:
+        sandboxes.forget_admin_engine(sandboxes.admin_url(sandboxes.named("wrong")))

@@ -118,9 +118,9 @@ def _runs(
     """`repeats` runs back to back in one run slot (a heavy one if the declared cost says so),
     stopping at the first that fails; each run has its own deadline. Each result is cut to what a
     page shows (`RunResult.trimmed`) and says which server ran it."""
+    needs_version(recipe, variant, version or sandbox.default_version())  # before a sandbox is made
     box = sandbox_for(session, version)
     server = sandbox.named(box.server)
-    needs_version(recipe, variant, server.version)
     with sandbox.reaching(server):
         sandbox.check_quota(box)
         heavy = is_heavy(recipe.cost_of(variant, params))
@@ -317,52 +317,6 @@ def stored_run(session, run_id: int) -> Run | None:
     if not roles:
         return None
     return Run.objects.filter(sandbox__role__in=roles, pk=run_id).first()
-
-
-def compare(
-    session,
-    recipe: Recipe,
-    params: Mapping[str, Any],
-    *,
-    client_gone: Callable[[], bool] | None = None,
-    version: int | None = None,
-) -> list[RunResult]:
-    """Every variant of `recipe` the version runs (`Variant.needs_version`) with the same
-    parameters, naive first.
-
-    One unrecorded run goes first: otherwise the first variant alone would pay for what is cold
-    (the seed, a new engine's compiled-statement cache, the pool's first connections).
-    """
-    major = version or sandbox.default_version()
-    slugs = [slug for slug, v in recipe.variants.items() if v.refusal_on(major) is None]
-    on = {"client_gone": client_gone, "version": version}
-    run_recipe(session, recipe, slugs[0], params, keep=False, **on)
-    return [run_recipe(session, recipe, slug, params, **on) for slug in slugs]
-
-
-def compare_versions(
-    session,
-    recipe: Recipe,
-    variant: str,
-    params: Mapping[str, Any],
-    *,
-    client_gone: Callable[[], bool] | None = None,
-) -> list[RunResult]:
-    """The same variant and parameters on every version offered, oldest first, each in this
-    session's sandbox of that version and kept in its history.
-
-    Refused as a whole (before anything runs) when a version cannot run the variant. Each
-    version gets an unrecorded warm-up run first, so that neither pays alone for a cold sandbox.
-    """
-    offered = sandbox.versions()
-    for version in offered:
-        needs_version(recipe, variant, version)
-    results = []
-    for version in offered:
-        on = {"client_gone": client_gone, "version": version}
-        run_recipe(session, recipe, variant, dict(params), keep=False, **on)
-        results.append(run_recipe(session, recipe, variant, dict(params), **on))
-    return results
 
 
 def reset_sandbox(session) -> bool:

@@ -3,6 +3,7 @@ bound how many connections a process can hold."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,6 +25,8 @@ from playground.sandbox.database import (
 )
 from playground.sandbox.errors import SandboxBusyError, SandboxServerDownError
 from playground.sandbox.servers import Server, named
+
+log = logging.getLogger(__name__)
 
 # Connections one process can hold on the server, at most:
 #   SANDBOX_ENGINE_CACHE x SANDBOX_POOL_SIZE     idle, pooled, one engine per recent sandbox
@@ -170,8 +173,22 @@ def admin_engine(server: Server | None = None) -> Engine:
                     pool_pre_ping=True,
                 )
                 lock_down(engine, url)
+            _check_version(engine, server or named(""))
             _admin[url] = engine
     return engine
+
+
+def _check_version(engine: Engine, server: Server) -> None:
+    """Say so when a server is not the version it is listed as: runs would be refused (or not)
+    and labelled by the wrong version."""
+    found = engine.dialect.server_version_info  # read by lock_down's connection
+    if found and found[0] != server.version:
+        log.error(
+            "sandbox server %s is PostgreSQL %s but is listed as %s: correct its version in the settings",
+            server.name,
+            found[0],
+            server.version,
+        )
 
 
 @contextmanager

@@ -31,7 +31,7 @@ class Server:
 
     name: str
     version: int
-    """Its PostgreSQL major version, as declared (checked at first connection)."""
+    """Its PostgreSQL major version, as declared (a mismatch is logged at first connection)."""
     url: str | None = None
     """The sandbox database as its administrator; None for `main` (see `database.admin_url`)
     and for an embedded server, whose socket is known once it runs."""

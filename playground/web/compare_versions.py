@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_POST
 
 from playground import sandbox
-from playground.running import limits, service
+from playground.running import comparing, limits, service
 from playground.running.deadline import client_of
 from playground.web.charts import comparison_rows
 from playground.web.explore import run_changes, run_side
@@ -33,7 +33,7 @@ def recipe_versions(request: HttpRequest, slug: str) -> HttpResponse:
     if len(offered) < 2:
         raise Refusal(400, "Only one PostgreSQL version is offered here: there is nothing to compare.")
     limits.spend_runs(request.session, len(offered))
-    results = service.compare_versions(
+    results = comparing.compare_versions(
         request.session, recipe, chosen.variant, chosen.params, client_gone=client_of(request.META)
     )
     stored = [service.stored_run(request.session, r.run_id) for r in results]

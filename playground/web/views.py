@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 import recipes
 from playground import sandbox
-from playground.running import limits, service
+from playground.running import comparing, limits, service
 from playground.running.deadline import client_of
 from playground.web.charts import comparison_rows
 from playground.web.forms import RunForm
@@ -66,7 +66,7 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
     version = asked_version(request.POST)
     limits.spend_runs(request.session, len(recipe.variants))
     gone = client_of(request.META)
-    results = service.compare(request.session, recipe, chosen.params, client_gone=gone, version=version)
+    results = comparing.compare(request.session, recipe, chosen.params, client_gone=gone, version=version)
     ids = ",".join(str(r.run_id) for r in results if r.run_id)
     form = RunForm(recipe, {**shown(chosen), **shown_version(version)})
     context = page_context(request, recipe, form, comparison=comparison_rows(results), compared_ids=ids)
