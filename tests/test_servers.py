@@ -92,7 +92,9 @@ def test_a_session_holds_one_sandbox_per_version_and_sees_both_histories(client,
     )
     assert again.json()["server"] == "pg16" and client.session[service.session_key(16)] == roles[1]
     history = client.get("/history", headers={"Accept": "application/json"}).json()["runs"]
-    assert len(history) == 3
+    assert [run["server"] for run in history] == ["pg16", "pg16", "main"]  # newest first
+    page = client.get("/history")
+    assert page.content.count(b"<td>pg16</td>") == 2 and page.content.count(b"<td>main</td>") == 1
 
 
 def test_a_version_no_server_has_is_refused_on_the_field(client):
@@ -135,6 +137,8 @@ def test_compare_on_16_leaves_out_the_variant_it_cannot_run(client, drop_sandbox
     runs = response.json()["runs"]
     assert [r["variant"] for r in runs] == [v for v in recipes.get("uuid-keys").variants if v != "uuid7"]
     assert {r["server"] for r in runs} == {"pg16"}
+    page = post(client, "/recipes/uuid-keys/compare", {"rows": "1000", "pg": "16"})
+    assert b"All variants, same parameters, on PostgreSQL 16." in page.content
 
 
 def test_the_reaper_drops_idle_sandboxes_on_every_server(drop_sandboxes):

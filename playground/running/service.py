@@ -316,7 +316,7 @@ def stored_run(session, run_id: int) -> Run | None:
     roles = session_roles(session)
     if not roles:
         return None
-    return Run.objects.filter(sandbox__role__in=roles, pk=run_id).first()
+    return Run.objects.filter(sandbox__role__in=roles, pk=run_id).select_related("sandbox").first()
 
 
 def reset_sandbox(session) -> bool:

@@ -214,6 +214,7 @@ def _run_json(run) -> dict:
         "id": run.pk,
         "recipe": run.recipe,
         "variant": run.variant,
+        "server": run.sandbox.server or "main",
         "params": run.params,
         "ok": run.ok,
         "query_count": run.query_count,

@@ -69,7 +69,10 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
     results = comparing.compare(request.session, recipe, chosen.params, client_gone=gone, version=version)
     ids = ",".join(str(r.run_id) for r in results if r.run_id)
     form = RunForm(recipe, {**shown(chosen), **shown_version(version)})
-    context = page_context(request, recipe, form, comparison=comparison_rows(results), compared_ids=ids)
+    title = f"All variants, same parameters, on PostgreSQL {results[0].server_version}" if results else None
+    context = page_context(
+        request, recipe, form, comparison=comparison_rows(results), compared_ids=ids, comparison_title=title
+    )
     data = {"recipe": recipe.slug, "runs": [r.to_json() for r in results]}
     return respond(request, "recipe.html", context, data=data)
 
