@@ -27,7 +27,11 @@ def major_of(box: Sandbox) -> int:
         return int(conn.execute(text("SHOW server_version_num")).scalar_one()) // 10000
 
 
-def test_the_embedded_setup_offers_16_and_18():
+def test_the_embedded_setup_offers_16_and_18(client):
+    listing = client.get("/api/recipes").json()
+    assert (listing["versions"], listing["default_version"]) == ([16, 18], 18)
+    uuid_keys = next(r for r in listing["recipes"] if r["slug"] == "uuid-keys")
+    assert {v["slug"]: v["needs_version"] for v in uuid_keys["variants"]}["uuid7"] == 18
     assert sandboxes.versions() == [16, 18]
     assert sandboxes.default_version() == 18
     assert [s.name for s in servers.configured()] == ["main", "pg16"]

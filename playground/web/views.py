@@ -81,7 +81,8 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
 @ensure_csrf_cookie
 @refusals()
 def api_recipes(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"recipes": [r.to_json() for r in recipes.REGISTRY.values()]})
+    offered = {"versions": sandbox.versions(), "default_version": sandbox.default_version()}
+    return JsonResponse({"recipes": [r.to_json() for r in recipes.REGISTRY.values()], **offered})
 
 
 @require_POST
