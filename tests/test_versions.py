@@ -4,9 +4,13 @@ the runs themselves, and a variant that needs a newer server refused on the olde
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
+from playground import sandbox as sandboxes
 from playground.models import Run
+from playground.running import runner
 from recipes.plan import summarize
+from tests.test_runner import VARIANTS
 from tests.web import api, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,3 +66,34 @@ def test_uuid7_is_refused_on_16_before_anything_runs(client, drop_sandboxes):
         client, "/api/recipes/uuid-keys/run", {"variant": "uuid7", "params": {"rows": 1000}, "pg": 16}
     )
     assert direct.status_code == 400 and not Run.objects.exists()
+
+
+@pytest.fixture(scope="module")
+def sandbox_on_16(django_db_blocker):
+    """One sandbox on the PostgreSQL 16 server for every variant below (tables seeded once)."""
+    with django_db_blocker.unblock():
+        box = sandboxes.provision(version=16)
+        with sandboxes.engine_for(box).connect() as conn:
+            assert conn.execute(text("SHOW server_version_num")).scalar_one().startswith("16")
+        yield box
+        sandboxes.drop(box)
+
+
+@pytest.mark.parametrize(("recipe", "variant"), VARIANTS, ids=[f"{r.slug}:{v.slug}" for r, v in VARIANTS])
+def test_every_variant_runs_on_16_or_says_it_needs_newer(sandbox_on_16, recipe, variant):
+    """What the every-variant test of test_runner.py holds on 18, on 16: each variant runs as
+    declared there, unless it declares the newer version it needs."""
+    assert sandboxes.named(sandbox_on_16.server).version == 16
+    if variant.needs_version is not None and variant.needs_version > 16:
+        assert variant.refusal_on(16)
+        return
+    params = {"rows": 1000} if "rows" in recipe.defaults() else {}
+    result = runner.run(
+        recipe=recipe, variant=variant.slug, params=params, engine=sandboxes.engine_for(sandbox_on_16)
+    )
+    if variant.fails_on_purpose:
+        assert result.ok is False and variant.fails_with in (result.error or "")
+    else:
+        assert result.ok, result.error
+    if variant.main:
+        assert result.plan is not None and "Execution Time" in result.plan.json[0]
