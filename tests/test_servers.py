@@ -216,3 +216,20 @@ def test_a_server_listed_under_the_wrong_version_is_reported(settings, caplog):
         assert "sandbox server wrong is PostgreSQL 18 but is listed as 16" in caplog.text
     finally:
         sandboxes.forget_admin_engine(sandboxes.admin_url(sandboxes.named("wrong")))
+
+
+def test_a_sweep_runs_on_the_version_asked_for_and_leaves_out_what_it_cannot_run(client, drop_sandboxes):
+    form = {
+        "rows": "1000",
+        "sweep_param": "rows",
+        "sweep_from": "1000",
+        "sweep_to": "2000",
+        "sweep_points": "2",
+    }
+    response = post(client, "/recipes/uuid-keys/sweep", {**form, "pg": "16"}, Accept="application/json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["ok"] and body["series"]
+    assert not any("uuid7" in s["label"] for s in body["series"])
+    assert any("uuid7" in line and "needs PostgreSQL 18" in line for line in body["refused"])
+    assert set(Run.objects.values_list("sandbox__server", flat=True)) == {"pg16"}
