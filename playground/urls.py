@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from playground.web import (
+    compare_versions,
     explore,
     export,
     learn,
@@ -26,6 +27,7 @@ urlpatterns = [
     path("recipes/<slug:slug>/", views.recipe_page, name="recipe"),
     path("recipes/<slug:slug>/run", views.recipe_run, name="recipe-run"),
     path("recipes/<slug:slug>/compare", views.recipe_compare, name="recipe-compare"),
+    path("recipes/<slug:slug>/versions", compare_versions.recipe_versions, name="recipe-versions"),
     path("recipes/<slug:slug>/sweep", explore.recipe_sweep, name="recipe-sweep"),
     path("recipes/<slug:slug>/sweep/snapshot", snapshots.sweep_snapshot, name="sweep-snapshot"),
     path("recipes/<slug:slug>/predict", learn.recipe_predict, name="recipe-predict"),

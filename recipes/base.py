@@ -131,6 +131,9 @@ class Variant:
     main: bool = True
     """Whether the variant marks a main statement with `run.main(...)`, whose plan is EXPLAINed.
     False declares that it has nothing single to explain; the system checks hold it to either."""
+    needs_version: int | None = None
+    """The oldest PostgreSQL major version it runs on (a function 18 added, say); None: any. An
+    older server refuses it before anything runs, saying why (`refusal_on`)."""
 
     @property
     def fails_on_purpose(self) -> bool:
@@ -159,7 +162,18 @@ class Variant:
             "description": self.description,
             "fails_on_purpose": self.fails_on_purpose,
             "fails_because": self.fails,
+            "needs_version": self.needs_version,
         }
+
+    def refusal_on(self, version: int) -> str | None:
+        """Why it cannot run on a server of major `version`, or None when it can."""
+        if self.needs_version is None or version >= self.needs_version:
+            return None
+        return (
+            f"The {self.slug} variant needs PostgreSQL {self.needs_version} or later; this run "
+            f"asked for PostgreSQL {version}. Nothing ran: pick PostgreSQL {self.needs_version}, "
+            "or another variant."
+        )
 
 
 @dataclass(frozen=True)
@@ -238,20 +252,24 @@ class Recipe:
         fails: str | None = None,
         fails_with: str = "",
         main: bool = True,
+        needs_version: int | None = None,
     ) -> Any:
         """Register `func` as a variant; the slug defaults to its name with dashes.
 
         `@recipe.variant`, or with arguments: `slug="exists"` when the name is a Python keyword or
         a builtin worth not shadowing; `fails="why, in one line"` (and `fails_with=` a phrase of
         the error) for a variant whose lesson is the error it ends with; `main=False` for one
-        that marks no statement with `run.main`.
+        that marks no statement with `run.main`; `needs_version=18` for one that uses what only
+        PostgreSQL 18 has (older servers refuse it with a message).
         """
 
         def register(f: VariantFunc) -> VariantFunc:
             name = slug or f.__name__.replace("_", "-")
             if name in self.variants:
                 raise ValueError(f"{self.slug}: duplicate variant {name!r}")
-            self.variants[name] = Variant(slug=name, func=f, fails=fails, fails_with=fails_with, main=main)
+            self.variants[name] = Variant(
+                slug=name, func=f, fails=fails, fails_with=fails_with, main=main, needs_version=needs_version
+            )
             return f
 
         return register(func) if func is not None else register

@@ -96,6 +96,10 @@ RULES: dict[str, tuple[str, str]] = {
         "The notes function never reads the run's result: its lines cannot come from the figures.",
         "Write each line from result.metrics, result.statements, result.plan or result.rows.",
     ),
+    "E014": (
+        "needs_version={version!r} is not a PostgreSQL major version.",
+        "Give the oldest major version the variant runs on, an int such as 18.",
+    ),
 }
 """Every rule: code → (message, hint), formatted with what the check found."""
 
@@ -199,7 +203,8 @@ def _bad_default(param: Param) -> str | None:
 
 
 def variant_problems(recipe: Recipe, variant: Variant) -> list[Problem]:
-    """E003 label, E006 main statement, E007 SQLAlchemy in its own body, E008 code not shown, E012."""
+    """E003 label, E006 main statement, E007 SQLAlchemy in its own body, E008 code not shown, E012,
+    E014 needs_version."""
     obj, found = f"{recipe.slug}:{variant.slug}", []
     if not (variant.func.__doc__ or "").strip():
         found.append(Problem.of("E003", obj))
@@ -214,6 +219,9 @@ def variant_problems(recipe: Recipe, variant: Variant) -> list[Problem]:
     ]
     if variant.fails_with and not variant.fails_on_purpose:
         found.append(Problem.of("E012", obj))
+    needs = variant.needs_version
+    if needs is not None and (not isinstance(needs, int) or isinstance(needs, bool) or not 10 <= needs <= 99):
+        found.append(Problem.of("E014", obj, version=needs))
     return found
 
 

@@ -102,6 +102,10 @@ class RunResult:
     result small (see `trimmed`); `query_count`, `db_ms` and the figures still count them."""
     fetched_omitted: int = 0
     """Rows fetched by the statements left out, so that `figures.rows_fetched` stays whole."""
+    server: str = ""
+    """The sandbox server that ran it (its name in the settings; "" when run outside a sandbox)."""
+    server_version: str = ""
+    """That server's PostgreSQL version, as it reports it ("18.4")."""
     run_id: int | None = None
     """The id of the stored run in the session's history (None for a run kept nowhere): its
     exports are at /runs/<id>/export and /runs/<id>/plan.json."""

@@ -59,11 +59,30 @@ def superuser_url() -> URL:
     )
 
 
+def sandbox_superusers() -> list[URL]:
+    """The superuser of every sandbox server the tests reach: `superuser_url()`, and each
+    embedded sandbox-only server this process started (the PostgreSQL 16 one, once used)."""
+    return [
+        superuser_url(),
+        *(
+            URL.create(
+                "postgresql+psycopg", username=s.superuser, database="postgres", query={"host": s.socket_dir}
+            )
+            for s in embedded.sandbox_servers()
+        ),
+    ]
+
+
 def drop_test_roles() -> list[str]:
-    """Drop every role carrying the test prefix, with its schema in the test sandbox database."""
+    """Drop every role carrying the test prefix, with its schema in the test sandbox database,
+    on every sandbox server started."""
+    return [role for url in sandbox_superusers() for role in _drop_test_roles(url)]
+
+
+def _drop_test_roles(superuser: URL) -> list[str]:
     sandbox_db = sandboxes.admin_url().database
     assert sandbox_db.startswith("test_"), f"not a test sandbox database: {sandbox_db}"
-    url = superuser_url().set(database=sandbox_db)
+    url = superuser.set(database=sandbox_db)
     with psycopg.connect(**connect_kwargs(url, dbname="postgres"), autocommit=True) as conn:
         roles = [
             name
@@ -119,9 +138,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
             embedded.ensure_database(conn, name, owner)
         embedded.close_database(conn, app_db)
     yield
+    sandboxes.dispose_engines()
     with psycopg.connect(**connect_kwargs(superuser_url()), autocommit=True) as conn:
         for name in owners:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    for url in sandbox_superusers()[1:]:  # the sandbox-only servers hold the sandbox database alone
+        with psycopg.connect(**connect_kwargs(url), autocommit=True) as conn:
+            name = sql.Identifier(f"{app_db}_sandbox")
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -30,6 +30,7 @@ REQUESTS = [
     ("recipe-run", "post", "/recipes/keyset-pagination/run", {"variant": "keyset"}),
     ("recipe-compare", "post", "/recipes/keyset-pagination/compare", {"variant": "keyset"}),
     ("recipe-sweep", "post", "/recipes/keyset-pagination/sweep", SWEEP),
+    ("recipe-versions", "post", "/recipes/keyset-pagination/versions", {"variant": "keyset"}),
     ("recipe-predict", "post", "/recipes/eager-loading/predict", {"question": "lazy-queries", "guess": "5"}),
     ("recipe-challenge", "post", "/recipes/eager-loading/challenge", {"challenge": "two-queries"}),
     ("tracks", "get", "/tracks/", {}),
@@ -83,7 +84,7 @@ REQUESTS = [
 ]
 """(url name, method, path, data): every URL pattern, the login form posted too."""
 READS_THE_APP_DATABASE = {
-    *("recipe-run", "recipe-compare", "recipe-sweep", "history", "run", "run-diff"),
+    *("recipe-run", "recipe-compare", "recipe-versions", "recipe-sweep", "history", "run", "run-diff"),
     *(
         "run-snapshot",
         "snapshot",

@@ -271,6 +271,26 @@ def test_e013_notes_that_never_read_the_run():
     assert ids(recipe) == ["playground.E013"]
 
 
+def test_e014_needs_version_that_is_no_major_version():
+    recipe = fine(broken())
+
+    @recipe.variant(needs_version="18")
+    def wrongly_declared(run, p):
+        """Needs a newer server, said as text"""
+        with run.connect() as conn:
+            conn.execute(run.main(text("SELECT uuidv7()")))
+
+    @recipe.variant(needs_version=18)
+    def rightly_declared(run, p):
+        """Needs a newer server"""
+        with run.connect() as conn:
+            conn.execute(run.main(text("SELECT uuidv7()")))
+
+    assert ids(recipe) == ["playground.E014"]
+    assert recipe.variants["rightly-declared"].refusal_on(16).startswith("The rightly-declared variant needs")
+    assert recipe.variants["rightly-declared"].refusal_on(18) is None
+
+
 # --- the guide's example ---------------------------------------------------------------------------
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "adding-a-recipe.md"
 

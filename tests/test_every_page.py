@@ -114,6 +114,12 @@ def requests(runs: list[int]) -> list[tuple[str, str, str, dict]]:
             {"variant": "offset", "rows": "1000"},
         ),
         ("recipe-sweep", "post", "/recipes/keyset-pagination/sweep", {**sweep, "sweep_y": "query_count"}),
+        (
+            "recipe-versions",
+            "post",
+            "/recipes/offset-pagination/versions",
+            {"variant": "offset", "rows": "1000"},
+        ),
         ("tracks", "get", "/tracks/", {}),
         ("track", "get", "/tracks/onboarding/", {}),
         ("track-step", "get", "/tracks/onboarding/1/", {}),

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('playground', '0008_snapshot'),
+        ('playground', '0009_room_preparation_snapshot_kind'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

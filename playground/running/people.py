@@ -12,7 +12,7 @@ On signing in (`adopt`, a `user_logged_in` receiver), a person who has no sandbo
 one this browser used before signing in, and progress made in this browser before signing in
 moves to the person's learner key (`user:<id>`), step by step, where they have none of their
 own. On every request of a signed-in session (`follow`, called by `web.access.PersonMiddleware`)
-the session is pointed at the person's most recently used sandbox and their learner key, so
+the session is pointed at the person's most recently used sandbox of each version and their learner key, so
 that what another browser of theirs made since shows here at once: one indexed query. A sandbox
 made for a signed-in session is theirs (`service.sandbox_for`).
 
@@ -28,7 +28,8 @@ from django.db.models import Exists, OuterRef
 
 from playground.models import Sandbox, StepProgress
 from playground.running.progress import LEARNER_KEY
-from playground.running.service import SESSION_KEY
+from playground.running.service import SESSION_KEY, session_key
+from playground.sandbox import servers as sandboxes
 
 
 def learner_key(user_id: Any) -> str:
@@ -41,17 +42,25 @@ def move_progress(old: str, new: str) -> int:
     return StepProgress.objects.filter(learner=old).filter(~Exists(theirs)).update(learner=new)
 
 
-def latest_role(user_id: Any) -> str | None:
-    """The role of the person's most recently used sandbox, if they have one."""
+def latest_roles(user_id: Any) -> dict[str, str]:
+    """The session key → role of the person's most recently used sandbox of each version."""
+    keys = {
+        ("" if s.name == sandboxes.MAIN else s.name): session_key(s.version) for s in sandboxes.configured()
+    }
+    latest: dict[str, str] = {}
     theirs = Sandbox.objects.filter(owner_id=user_id).order_by("-last_used_at")
-    return theirs.values_list("role", flat=True).first()
+    for role, server in theirs.values_list("role", "server"):
+        key = keys.get(server)
+        if key is not None:
+            latest.setdefault(key, role)
+    return latest
 
 
 def follow(session, user_id: Any) -> None:
-    """Point `session` at the person's sandbox (when they have one) and learner key."""
-    own = latest_role(user_id)
-    if own and session.get(SESSION_KEY) != own:
-        session[SESSION_KEY] = own
+    """Point `session` at the person's sandboxes (one per version they used) and learner key."""
+    for key, own in latest_roles(user_id).items():
+        if session.get(key) != own:
+            session[key] = own
     key = learner_key(user_id)
     if session.get(LEARNER_KEY) != key:
         session[LEARNER_KEY] = key
@@ -64,7 +73,7 @@ def adopt(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
         return
     session = request.session
     here = session.get(SESSION_KEY)
-    if here and latest_role(user.pk) is None:
+    if here and not Sandbox.objects.filter(owner_id=user.pk).exists():
         Sandbox.objects.filter(role=here, owner__isnull=True).update(owner=user)
     before = session.get(LEARNER_KEY)
     if before and before != learner_key(user.pk):

@@ -10,7 +10,7 @@ from playground import sandbox
 from playground.models import Sandbox
 from playground.running import limits, service
 from playground.running.learn import Attempt
-from playground.running.service import SESSION_KEY
+from playground.running.service import session_key
 from recipes import scratchpad
 from recipes.base import Recipe
 from recipes.learning import Challenge
@@ -58,13 +58,15 @@ class Table:
         }
 
 
-def tables(session) -> list[Table]:
-    """The tables and views of this session's sandbox; none before its first run."""
-    role = session.get(SESSION_KEY)
-    if not role or not Sandbox.objects.filter(role=role).exists():
+def tables(session, version: int | None = None) -> list[Table]:
+    """The tables and views of this session's sandbox of `version`; none before its first run."""
+    role = session.get(session_key(version))
+    box = Sandbox.objects.filter(role=role).first() if role else None
+    if box is None:
         return []
     found: dict[str, Table] = {}
-    with sandbox.admin_engine().connect() as conn:
+    server = sandbox.named(box.server)
+    with sandbox.reaching(server), sandbox.admin_engine(server).connect() as conn:
         for name, kind, estimate, column, type_ in conn.execute(text(_COLUMNS), {"schema": role}):
             table = found.setdefault(name, Table(name, _KINDS[kind], int(estimate)))
             table.columns.append((column, type_))
@@ -74,16 +76,17 @@ def tables(session) -> list[Table]:
     return list(found.values())
 
 
-def run_sql(session, sql: str) -> RunResult:
-    """Check `sql`, pay one run of the allowance, and run it in this session's sandbox.
+def run_sql(session, sql: str, version: int | None = None) -> RunResult:
+    """Check `sql`, pay one run of the allowance, and run it in this session's sandbox of
+    `version` (default: `main`'s).
 
     Refused SQL raises InvalidParams (400, `{"errors": {"sql": [...]}}`) before any run is paid
     or any statement sent.
     """
     chosen = scratchpad.recipe.validate({"sql": sql, "variant": "sql"})
-    _gate(session, chosen.params["sql"])
+    _gate(session, chosen.params["sql"], version)
     limits.spend_runs(session)
-    return service.run_recipe(session, scratchpad.recipe, "sql", dict(chosen.params))
+    return service.run_recipe(session, scratchpad.recipe, "sql", dict(chosen.params), version=version)
 
 
 def attempt_sql(session, data: Recipe, challenge: Challenge, params: dict, sql: str) -> Attempt:
@@ -98,8 +101,8 @@ def attempt_sql(session, data: Recipe, challenge: Challenge, params: dict, sql: 
     return Attempt(result, {}, challenge.evaluate(result, {}))
 
 
-def _gate(session, sql: str) -> None:
-    box = service.sandbox_for(session)
+def _gate(session, sql: str, version: int | None = None) -> None:
+    box = service.sandbox_for(session, version)
     try:
         check(sql, Limits(schema=box.role, max_length=scratchpad.MAX_LENGTH))
     except SqlRefused as exc:

@@ -22,29 +22,47 @@ from recipes.results import RunResult, result_from_json, stored_as
 from recipes.validation import InvalidParams
 
 SESSION_KEY = "sandbox"
+"""Where a session keeps the role of its sandbox of the default version (`session_key`)."""
 
 
-def sandbox_for(session) -> Sandbox:
-    """This session's sandbox, marked as in use, created on first use; signed in, the person's
-    (see `people`: it follows them from browser to browser).
+def session_key(version: int | None = None) -> str:
+    """The session key of its sandbox of `version`: a session has one sandbox per version."""
+    if version is None or version == sandbox.default_version():
+        return SESSION_KEY
+    return f"{SESSION_KEY}_pg{version}"
+
+
+def session_roles(session) -> list[str]:
+    """The roles of every sandbox this session holds, one per version."""
+    return [role for v in sandbox.versions() if (role := session.get(session_key(v)))]
+
+
+def sandbox_for(session, version: int | None = None) -> Sandbox:
+    """This session's sandbox of `version` (default: `main`'s), marked as in use, created on
+    first use on the least-loaded server of that version; signed in, the person's (see `people`:
+    it follows them from browser to browser).
 
     A sandbox a reaper dropped meanwhile is never used: claiming it finds no row (the reaper
     held it locked while dropping), so the person's latest other one is tried, then a new one
     is made, theirs when signed in.
     """
-    role = session.get(SESSION_KEY)
+    key = session_key(version)
+    role = session.get(key)
     found = sandbox.claim(role) if role else None
+    if found is not None and not sandbox.is_configured(found.server):  # its server was retired
+        found = None
     person = session.get(USER_KEY)
-    if found is None and person is not None:  # reaped: the person's other one, if any
-        theirs = Sandbox.objects.filter(owner_id=person).order_by("-last_used_at")
+    if found is None and person is not None:  # reaped: the person's other one of this version
+        servers = sandbox.names_of(version or sandbox.default_version())
+        theirs = Sandbox.objects.filter(owner_id=person, server__in=servers).order_by("-last_used_at")
         latest = theirs.values_list("role", flat=True).first()
         found = sandbox.claim(latest) if latest else None
     if found is None:
-        found = sandbox.provision()
+        found = sandbox.provision(version=version)
         if person is not None:
             Sandbox.objects.filter(pk=found.pk).update(owner_id=person)
     if found.role != role:
-        session[SESSION_KEY] = found.role
+        session[key] = found.role
     return found
 
 
@@ -57,15 +75,18 @@ def run_recipe(
     sweep: uuid.UUID | None = None,
     keep: bool = True,
     client_gone: Callable[[], bool] | None = None,
+    version: int | None = None,
 ) -> RunResult:
-    """Run in this session's sandbox and keep the run in the session's history (unless `keep`
-    is False: a warm-up).
+    """Run in this session's sandbox of `version` (default: `main`'s) and keep the run in the
+    session's history (unless `keep` is False: a warm-up).
 
     The run is bounded: a deadline, a statement count, and `client_gone` (a check that the
     request's client left, see `deadline.client_of`). A heavy one waits its turn among the few,
     and runs in a process of its own (`playground.running.apart`).
     """
-    box, (result,) = _runs(session, recipe, variant, params, repeats=1, client_gone=client_gone)
+    box, (result,) = _runs(
+        session, recipe, variant, params, repeats=1, client_gone=client_gone, version=version
+    )
     return _keep(box, recipe, variant, result, sweep) if keep else result
 
 
@@ -78,11 +99,14 @@ def run_point(
     sweep: uuid.UUID,
     y: str,
     client_gone: Callable[[], bool] | None = None,
+    version: int | None = None,
 ) -> RunResult:
     """One point of a sweep's line, kept in the history: for a time, the middle of
     `sweeps.REPEATS` runs by that time; for a count, which is the same on every run, one run."""
     repeats = sweeps.REPEATS if y in sweeps.TIMES else 1
-    box, results = _runs(session, recipe, variant, params, repeats=repeats, client_gone=client_gone)
+    box, results = _runs(
+        session, recipe, variant, params, repeats=repeats, client_gone=client_gone, version=version
+    )
     ordered = sorted(results, key=lambda r: figure(r, y) or 0.0)
     failed = [r for r in results if not r.ok]
     result = failed[0] if failed else ordered[len(ordered) // 2]
@@ -102,21 +126,42 @@ def _runs(
     *,
     repeats: int,
     client_gone: Callable[[], bool] | None,
+    version: int | None = None,
 ) -> tuple[Sandbox, list[RunResult]]:
     """`repeats` runs back to back in one run slot (a heavy one if the declared cost says so),
     stopping at the first that fails; each run has its own deadline. Each result is cut to what a
-    page shows (`RunResult.trimmed`)."""
-    box = sandbox_for(session)
-    sandbox.check_quota(box)
-    heavy = is_heavy(recipe.cost_of(variant, params))
-    results: list[RunResult] = []
-    with sandbox.run_slot(heavy=heavy):
-        while len(results) < repeats and (not results or results[-1].ok):
-            results.append(_one(box, recipe, variant, params, heavy=heavy, client_gone=client_gone))
+    page shows (`RunResult.trimmed`) and says which server ran it."""
+    needs_version(recipe, variant, version or sandbox.default_version())  # before a sandbox is made
+    box = sandbox_for(session, version)
+    server = sandbox.named(box.server)
+    with sandbox.reaching(server):
+        sandbox.check_quota(box)
+        heavy = is_heavy(recipe.cost_of(variant, params))
+        results: list[RunResult] = []
+        with sandbox.run_slot(heavy=heavy, server=server):
+            while len(results) < repeats and (not results or results[-1].ok):
+                results.append(_one(box, recipe, variant, params, heavy=heavy, client_gone=client_gone))
     shown = (setting("STATEMENTS_SHOWN"), setting("RESULT_MAX_KB") * 1024)
+    ran_on = {"server": server.name, "server_version": server_version(server)}
     return box, [
-        (r if r.ok else replace(r, error=limits.explain_error(r.error))).trimmed(*shown) for r in results
+        replace(r if r.ok else replace(r, error=limits.explain_error(r.error)), **ran_on).trimmed(*shown)
+        for r in results
     ]
+
+
+def needs_version(recipe: Recipe, variant: str, major: int) -> None:
+    """Refuse a variant the server's version cannot run (`Variant.needs_version`), before anything
+    is sent: a 400 on the variant, saying which version it needs."""
+    found = recipe.variants.get(variant)
+    reason = found.refusal_on(major) if found else None
+    if reason:
+        raise InvalidParams({"variant": [reason]}, values={"variant": variant})
+
+
+def server_version(server: sandbox.Server) -> str:
+    """The full version the server reports ("18.4"), read by its admin engine's first connection."""
+    info = sandbox.admin_engine(server).dialect.server_version_info or (server.version,)
+    return ".".join(str(part) for part in info)
 
 
 def _one(
@@ -200,8 +245,10 @@ def sweep_step(
     step: int,
     *,
     client_gone: Callable[[], bool] | None = None,
+    version: int | None = None,
 ) -> list[str]:
-    """Run every line at the sweep's `step`-th value; return messages for points refused."""
+    """Run every line at the sweep's `step`-th value on `version`; return messages for points
+    refused (a variant the version cannot run among them)."""
     x = spec.values[step]
     refused = []
     for line_recipe, variant in sweep_lines(recipe, spec):
@@ -213,6 +260,9 @@ def sweep_step(
             problems = " ".join(m for messages in exc.errors.values() for m in messages)
             refused.append(f"{line_recipe.title} · {variant} at {label} = {x:,}: {problems}")
             continue
+        if reason := line_recipe.variants[chosen.variant].refusal_on(version or sandbox.default_version()):
+            refused.append(f"{line_recipe.title} · {variant}: {reason}")
+            continue
         run_point(
             session,
             line_recipe,
@@ -221,6 +271,7 @@ def sweep_step(
             sweep=sweep,
             y=spec.y,
             client_gone=client_gone,
+            version=version,
         )
     return refused
 
@@ -241,7 +292,7 @@ def sweep_points(session, sweep: uuid.UUID, param: str, y: str) -> SweepPoints:
     A run that failed on purpose (raiseload…) is drawn like any other; one that failed otherwise
     is left out of its line, since its figures measure the failure, and listed instead.
     """
-    runs = Run.objects.filter(sandbox__role=session.get(SESSION_KEY), sweep=sweep).defer("result")
+    runs = Run.objects.filter(sandbox__role__in=session_roles(session), sweep=sweep).defer("result")
     lines: dict[str, list[tuple[float, float]]] = {}
     failed = []
     for r in runs.order_by("created_at"):
@@ -266,39 +317,25 @@ def _fails_on_purpose(slug: str, variant: str) -> bool:
 
 
 def history(session, limit: int = 20) -> list[Run]:
-    """This session's latest runs, newest first."""
-    role = session.get(SESSION_KEY)
-    if not role:
+    """This session's latest runs (on every version), newest first."""
+    roles = session_roles(session)
+    if not roles:
         return []
-    return list(Run.objects.filter(sandbox__role=role).defer("result")[:limit])
+    return list(Run.objects.filter(sandbox__role__in=roles).select_related("sandbox").defer("result")[:limit])
 
 
 def stored_run(session, run_id: int) -> Run | None:
     """One of this session's runs (never another session's)."""
-    role = session.get(SESSION_KEY)
-    if not role:
+    roles = session_roles(session)
+    if not roles:
         return None
-    return Run.objects.filter(sandbox__role=role, pk=run_id).first()
-
-
-def compare(
-    session, recipe: Recipe, params: Mapping[str, Any], *, client_gone: Callable[[], bool] | None = None
-) -> list[RunResult]:
-    """Every variant of `recipe` with the same parameters, naive first.
-
-    One unrecorded run goes first: otherwise the first variant alone would pay for what is cold
-    (the seed, a new engine's compiled-statement cache, the pool's first connections).
-    """
-    run_recipe(session, recipe, recipe.default_variant, params, keep=False, client_gone=client_gone)
-    return [run_recipe(session, recipe, slug, params, client_gone=client_gone) for slug in recipe.variants]
+    return Run.objects.filter(sandbox__role__in=roles, pk=run_id).select_related("sandbox").first()
 
 
 def reset_sandbox(session) -> bool:
-    """Empty this session's sandbox; False when it has none yet."""
-    role = session.get(SESSION_KEY)
-    box = Sandbox.objects.filter(role=role).first() if role else None
-    if box is None:
-        return False
-    sandbox.reset(box)
-    sandbox.touch(box)
-    return True
+    """Empty this session's sandboxes (one per version); False when it has none yet."""
+    boxes = list(Sandbox.objects.filter(role__in=session_roles(session)))
+    for box in boxes:
+        sandbox.reset(box)
+        sandbox.touch(box)
+    return bool(boxes)

@@ -11,6 +11,7 @@ each lives:
 - `database`  the sandbox database: its URL, the role password, creating and locking it down
 - `engines`   the admin engine, one pooled engine per recent sandbox, run slots, connection budget
 - `roles`     a sandbox's role and schema: provision, reset, drop
+- `servers`   the sandbox servers, each with its PostgreSQL version; the least loaded of a version
 - `admission` who gets a new sandbox (the instance's cap, each client address's share), and
               when an idle one is due
 - `registry`  the registry rows: claim, touch, size and quota, reaping idle sandboxes
@@ -29,6 +30,7 @@ from playground.sandbox.engines import (
     engine_for,
     forget_admin_engine,
     forget_engine,
+    reaching,
     run_slot,
 )
 from playground.sandbox.errors import (
@@ -36,10 +38,20 @@ from playground.sandbox.errors import (
     SandboxesPerClientError,
     SandboxLimitError,
     SandboxQuotaError,
+    SandboxServerDownError,
 )
 from playground.sandbox.reaper import Reaper, reap_once, reaper_lock
 from playground.sandbox.registry import check_quota, claim, reap, size_bytes, touch
 from playground.sandbox.roles import drop, provision, reset
+from playground.sandbox.servers import (
+    Server,
+    UnknownServer,
+    default_version,
+    is_configured,
+    named,
+    names_of,
+    versions,
+)
 
 __all__ = [
     "ACL_LOCK",
@@ -48,6 +60,9 @@ __all__ = [
     "SandboxLimitError",
     "SandboxesPerClientError",
     "SandboxQuotaError",
+    "SandboxServerDownError",
+    "Server",
+    "UnknownServer",
     "acl_lock",
     "admin_engine",
     "admin_url",
@@ -56,12 +71,17 @@ __all__ = [
     "client_key",
     "connection_budget",
     "current_client",
+    "default_version",
     "dispose_engines",
     "drop",
     "engine_for",
     "forget_admin_engine",
     "forget_engine",
+    "is_configured",
+    "named",
+    "names_of",
     "provision",
+    "reaching",
     "reap",
     "reap_once",
     "reaper_lock",
@@ -70,4 +90,5 @@ __all__ = [
     "run_slot",
     "size_bytes",
     "touch",
+    "versions",
 ]

@@ -19,12 +19,13 @@ from datetime import timedelta
 
 from django.db import connection, transaction
 from django.db.models import DateTimeField, DurationField, ExpressionWrapper, F, QuerySet, Value
-from django.db.models.aggregates import Min
+from django.db.models.aggregates import Count, Min
 from django.db.models.functions import Least
 from django.utils import timezone
 
 from playground.conf import setting
 from playground.models import Sandbox
+from playground.sandbox import servers
 from playground.sandbox.errors import SandboxesPerClientError, SandboxLimitError
 
 ADMISSION_LOCK = 0x5B0C_AD17
@@ -56,8 +57,9 @@ def expiry() -> ExpressionWrapper:
     return ExpressionWrapper(F("last_used_at") + allowed, output_field=DateTimeField())
 
 
-def admit(role: str, client: str) -> Sandbox:
-    """The registry row of a new sandbox `role` for `client`, or a refusal saying when to retry.
+def admit(role: str, client: str, version: int) -> Sandbox:
+    """The registry row of a new sandbox `role` for `client` on the least-loaded server of
+    `version`, or a refusal saying when to retry.
 
     The counts and the insert are one transaction holding ADMISSION_LOCK, so the cap holds under
     any concurrency (a transaction lock also holds behind PgBouncer in transaction mode). The
@@ -82,7 +84,11 @@ def admit(role: str, client: str) -> Sandbox:
                 "one has been dropped.",
                 retry_after=wait,
             )
-        return Sandbox.objects.create(role=role, client=client, last_used_at=timezone.now(), uses=1)
+        counts = dict(Sandbox.objects.values_list("server").annotate(n=Count("id")).order_by())
+        server = servers.least_loaded(version, counts)
+        return Sandbox.objects.create(
+            role=role, client=client, last_used_at=timezone.now(), uses=1, server=server.name
+        )
 
 
 def seconds_until_one_expires(boxes: QuerySet[Sandbox]) -> int:

@@ -16,6 +16,8 @@ from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from playground.conf import setting
+from playground.sandbox.errors import SandboxServerDownError
+from playground.sandbox.servers import MAIN, Server
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +26,11 @@ ACL_LOCK = 0x5B0C_AC1
 GRANT/REVOKE/DROP OWNED on the same database row fail with "tuple concurrently updated"."""
 
 
-def admin_url() -> URL:
-    """The sandbox database, as the user that creates roles and schemas."""
+def admin_url(server: Server | None = None) -> URL:
+    """The sandbox database of `server` (default: `main`), as the user that creates roles and
+    schemas. An embedded server is started here, on first use."""
+    if server is not None and server.name != MAIN:
+        return server_url(server)
     if setting("SANDBOX_DATABASE_URL"):
         return make_url(setting("SANDBOX_DATABASE_URL")).set(drivername="postgresql+psycopg")
     app = connection.settings_dict
@@ -39,6 +44,29 @@ def admin_url() -> URL:
         port=int(app["PORT"]) if app["PORT"] else None,
         database=f"{app['NAME']}_sandbox",
         query=query,
+    )
+
+
+def server_url(server: Server) -> URL:
+    """A server's own URL, or the socket of its embedded server (the database named as `main`'s)."""
+    if server.url:
+        return make_url(server.url).set(drivername="postgresql+psycopg")
+    from playground import embedded
+
+    database = admin_url().database
+    try:
+        running = embedded.start_sandbox_server(
+            server.pgdata, sandbox_database=database, secret=settings.SECRET_KEY, version=server.version
+        )
+    except Exception as exc:  # its data folder or its start failed: its sessions wait, nobody else
+        log.warning("embedded sandbox server %s did not start: %s", server.name, exc)
+        raise SandboxServerDownError.of(server) from exc
+    return URL.create(
+        "postgresql+psycopg",
+        username=running.sandbox_user,
+        password=running.sandbox_password,
+        database=database,
+        query={"host": running.socket_dir},
     )
 
 

@@ -3,6 +3,7 @@ bound how many connections a process can hold."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import URL, Connection, Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from playground.conf import setting
 from playground.models import Sandbox
@@ -21,7 +23,10 @@ from playground.sandbox.database import (
     role_password,
     startup_options,
 )
-from playground.sandbox.errors import SandboxBusyError
+from playground.sandbox.errors import SandboxBusyError, SandboxServerDownError
+from playground.sandbox.servers import Server, named
+
+log = logging.getLogger(__name__)
 
 # Connections one process can hold on the server, at most:
 #   SANDBOX_ENGINE_CACHE x SANDBOX_POOL_SIZE     idle, pooled, one engine per recent sandbox
@@ -71,7 +76,7 @@ def heavy_slots() -> int:
 
 
 @contextmanager
-def run_slot(*, heavy: bool = False) -> Iterator[None]:
+def run_slot(*, heavy: bool = False, server: Server | None = None) -> Iterator[None]:
     """One of the process's RUNS_PER_PROCESS run slots, waited for up to RUN_SLOT_WAIT_SECONDS.
 
     A run may open up to its role's CONNECTION_LIMIT connections; capping the runs in progress
@@ -79,9 +84,9 @@ def run_slot(*, heavy: bool = False) -> Iterator[None]:
 
     A `heavy` run (its declared cost is above the thresholds) first takes its turn: one of
     `heavy_slots()` in this process, so the other run slots stay free for light runs, and one of
-    HEAVY_RUNS_AT_ONCE on the whole sandbox server (see `heavy_turn`).
+    HEAVY_RUNS_AT_ONCE on the whole sandbox server (`server`, default `main`; see `heavy_turn`).
     """
-    with heavy_turn() if heavy else nullcontext():
+    with heavy_turn(server) if heavy else nullcontext():
         slots = _semaphore("runs", setting("RUNS_PER_PROCESS"))
         if not slots.acquire(timeout=setting("RUN_SLOT_WAIT_SECONDS")):
             raise SandboxBusyError(
@@ -100,7 +105,7 @@ slot number, 0 to HEAVY_RUNS_AT_ONCE - 1)."""
 
 
 @contextmanager
-def heavy_turn() -> Iterator[None]:
+def heavy_turn(server: Server | None = None) -> Iterator[None]:
     """A heavy run's turn, waited for up to HEAVY_SLOT_WAIT_SECONDS, else `SandboxBusyError`.
 
     Two bounds: HEAVY_RUNS_PER_PROCESS in this process (a semaphore), and HEAVY_RUNS_AT_ONCE over
@@ -114,7 +119,7 @@ def heavy_turn() -> Iterator[None]:
     if not local.acquire(timeout=setting("HEAVY_SLOT_WAIT_SECONDS")):
         raise SandboxBusyError(HEAVY_BUSY)
     try:
-        with admin_engine().connect() as conn:
+        with admin_engine(server).connect() as conn:
             slot = _server_slot(conn, wait_until)
             try:
                 yield
@@ -150,24 +155,59 @@ _admin: dict[URL, Engine] = {}
 _engines: OrderedDict[str, Engine] = OrderedDict()
 
 
-def admin_engine() -> Engine:
-    """Autocommit engine on the sandbox database; creates and locks down the database once."""
-    url = admin_url()
+def admin_engine(server: Server | None = None) -> Engine:
+    """Autocommit engine on the sandbox database of `server` (default: `main`); creates and
+    locks down the database once. A server that does not answer is `SandboxServerDownError`."""
+    url = admin_url(server)
     with _lock:
         engine = _admin.get(url)
         if engine is None:
-            ensure_database(url)
-            engine = create_engine(
-                url,
-                isolation_level="AUTOCOMMIT",
-                pool_size=ADMIN_POOL_SIZE,
-                max_overflow=ADMIN_MAX_OVERFLOW,
-                pool_timeout=10,
-                pool_pre_ping=True,
-            )
-            lock_down(engine, url)
+            with reaching(server):
+                ensure_database(url)
+                engine = create_engine(
+                    url,
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=ADMIN_POOL_SIZE,
+                    max_overflow=ADMIN_MAX_OVERFLOW,
+                    pool_timeout=10,
+                    pool_pre_ping=True,
+                )
+                lock_down(engine, url)
+            _check_version(engine, server or named(""))
             _admin[url] = engine
     return engine
+
+
+def _check_version(engine: Engine, server: Server) -> None:
+    """Say so when a server is not the version it is listed as: runs would be refused (or not)
+    and labelled by the wrong version."""
+    found = engine.dialect.server_version_info  # read by lock_down's connection
+    if found and found[0] != server.version:
+        log.error(
+            "sandbox server %s is PostgreSQL %s but is listed as %s: correct its version in the settings",
+            server.name,
+            found[0],
+            server.version,
+        )
+
+
+@contextmanager
+def reaching(server: Server | None) -> Iterator[None]:
+    """A connection failure to `server` (default `main`) in the block is `SandboxServerDownError`:
+    its sessions get a 503 naming it, the app and the other servers keep working."""
+    try:
+        yield
+    except OperationalError as exc:
+        if not _connection_failure(exc):
+            raise
+        raise SandboxServerDownError.of(server or named("")) from exc
+
+
+def _connection_failure(exc: OperationalError) -> bool:
+    """Not reaching the server at all (or losing it), as opposed to a statement's own failure."""
+    state = getattr(exc.orig, "sqlstate", None)
+    lost = state is None or state.startswith("08") or state in ("57P01", "57P03")
+    return exc.connection_invalidated or lost
 
 
 def engine_for(sandbox: Sandbox) -> Engine:
@@ -177,7 +217,7 @@ def engine_for(sandbox: Sandbox) -> Engine:
         if engine is not None:
             _engines.move_to_end(sandbox.role)
             return engine
-    admin = admin_engine().url
+    admin = admin_engine(named(sandbox.server)).url
     # The role's limits travel in the URL as startup options, where the role cannot relax them;
     # in the URL, so that a second engine a variant makes from it (Run.engine_with) has them too.
     url = admin.set(

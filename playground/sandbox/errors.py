@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playground.sandbox.servers import Server
+
+RETRY_SERVER = 15
+"""Retry-After (s) when a sandbox server does not answer: a restart takes seconds."""
+
 
 class SandboxLimitError(Exception):
     """A limit of the instance was hit (as many sandboxes as allowed); `status` is the HTTP one."""
@@ -28,3 +36,16 @@ class SandboxQuotaError(SandboxLimitError):
     """The sandbox's tables take more space than its quota allows."""
 
     status = 507
+
+
+class SandboxServerDownError(SandboxLimitError):
+    """The server holding the sandbox does not answer; sandboxes on other servers still work."""
+
+    @classmethod
+    def of(cls, server: Server) -> SandboxServerDownError:
+        return cls(
+            f"The database is not answering right now (PostgreSQL {server.version}, sandbox server "
+            f"{server.name}, which holds this sandbox; it may be restarting). Sandboxes on other "
+            "servers are not affected; nothing was run. Try again in a few seconds.",
+            retry_after=RETRY_SERVER,
+        )

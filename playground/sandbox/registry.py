@@ -15,9 +15,10 @@ from playground.conf import setting
 from playground.models import RunAllowance, Sandbox
 from playground.ops import tally
 from playground.sandbox.admission import expiry
-from playground.sandbox.engines import admin_engine
-from playground.sandbox.errors import SandboxQuotaError
+from playground.sandbox.engines import admin_engine, reaching
+from playground.sandbox.errors import SandboxQuotaError, SandboxServerDownError
 from playground.sandbox.roles import drop
+from playground.sandbox.servers import UnknownServer, named
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,15 @@ def claim(role: str) -> Sandbox | None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET last_used_at = %s, uses = uses + 1 WHERE role = %s "
-            "RETURNING id, created_at, client, uses",
+            "RETURNING id, created_at, client, uses, server",
             [now, role],
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    return Sandbox(id=row[0], role=role, created_at=row[1], last_used_at=now, client=row[2], uses=row[3])
+    return Sandbox(
+        id=row[0], role=role, created_at=row[1], last_used_at=now, client=row[2], uses=row[3], server=row[4]
+    )
 
 
 def touch(sandbox: Sandbox) -> bool:
@@ -60,7 +63,8 @@ def size_bytes(sandbox: Sandbox) -> int:
     another tab, an abandoned transaction) must not stall the request, so after a short wait
     this falls back to the page counts the catalog keeps (exact after ANALYZE, which seeding runs).
     """
-    with admin_engine().connect() as conn:
+    server = named(sandbox.server)
+    with reaching(server), admin_engine(server).connect() as conn:
         conn.execute(text("SET lock_timeout = '200ms'"))
         try:
             return int(conn.execute(text(_EXACT_SIZE), {"r": sandbox.role}).scalar_one())
@@ -104,7 +108,8 @@ def reap(idle_seconds: int | None = None) -> list[str]:
     Each candidate row is locked with SKIP LOCKED, so two reapers never pick the same sandbox,
     and a sandbox whose role has a session that is not idle (a query running, a transaction
     open) is left alone. A request touching the sandbox meanwhile waits on the row lock and,
-    finding the row gone, provisions a new sandbox (see `touch`).
+    finding the row gone, provisions a new sandbox (see `touch`). Sandboxes on every server are
+    reaped; one whose server does not answer (or is no longer configured) waits for a later pass.
     """
     now = timezone.now()
     if idle_seconds is None:
@@ -127,18 +132,30 @@ def reap(idle_seconds: int | None = None) -> list[str]:
             if sandbox is None:
                 return dropped
             seen.append(sandbox.role)
-            if _busy(sandbox.role):
+            try:
+                if _busy(sandbox):
+                    continue
+                drop(sandbox)
+            except SandboxServerDownError as exc:
+                log.warning("cannot reap sandbox %s now: %s", sandbox.role, exc)
                 continue
-            drop(sandbox)
+            except UnknownServer:  # its server was taken off the list: only its row is ours
+                Sandbox.objects.filter(pk=sandbox.pk).delete()
+                dropped.append(sandbox.role)
+                log.warning(
+                    "forgot sandbox %s: its server %r is no longer listed", sandbox.role, sandbox.server
+                )
+                continue
             dropped.append(sandbox.role)
             log.info("reaped sandbox %s", sandbox.role)
 
 
-def _busy(role: str) -> bool:
-    with admin_engine().connect() as conn:
+def _busy(sandbox: Sandbox) -> bool:
+    server = named(sandbox.server)
+    with reaching(server), admin_engine(server).connect() as conn:
         return bool(
             conn.execute(
                 text("SELECT count(*) FROM pg_stat_activity WHERE usename = :r AND state <> 'idle'"),
-                {"r": role},
+                {"r": sandbox.role},
             ).scalar()
         )

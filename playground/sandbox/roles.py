@@ -11,24 +11,26 @@ from playground.conf import setting
 from playground.models import Sandbox
 from playground.sandbox.admission import admit, current_client
 from playground.sandbox.database import ACL_LOCK, acl_lock, role_password, session_limits
-from playground.sandbox.engines import admin_engine, forget_engine
+from playground.sandbox.engines import admin_engine, forget_engine, reaching
+from playground.sandbox.servers import Server, default_version, named
 
 
-def provision(client: str | None = None) -> Sandbox:
+def provision(client: str | None = None, version: int | None = None) -> Sandbox:
     """Create a new sandbox (registry row, role, schema) for `client` (default: the client of
-    the request being served), or refuse with `SandboxLimitError` when a limit says no."""
+    the request being served) on a server of `version` (default: `main`'s), or refuse with
+    `SandboxLimitError` when a limit says no."""
     role = f"{setting('ROLE_PREFIX')}{secrets.token_hex(6)}"
-    box = admit(role, current_client.get() if client is None else client)
+    box = admit(role, current_client.get() if client is None else client, version or default_version())
     try:
-        _create(role)
+        _create(role, named(box.server))
     except BaseException:
         Sandbox.objects.filter(pk=box.pk).delete()
         raise
     return box
 
 
-def _create(role: str) -> None:
-    engine = admin_engine()
+def _create(role: str, server: Server) -> None:
+    engine = admin_engine(server)
     ident = sql.Identifier(role)
     # One round trip, one transaction: the role, its settings, CONNECT on the database and its
     # schema appear together or not at all. The ACL lock is a transaction-level one here, held
@@ -46,7 +48,7 @@ def _create(role: str) -> None:
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(engine.url.database), ident),
         sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident),
     ]
-    with engine.connect() as conn:
+    with reaching(server), engine.connect() as conn:
         # Without parameters psycopg sends the batch as one simple query: Postgres runs it as a
         # single implicit transaction even on this autocommit connection.
         conn.connection.dbapi_connection.execute(sql.SQL(";\n").join(statements))
@@ -56,7 +58,8 @@ def reset(sandbox: Sandbox) -> None:
     """Drop every object of the sandbox and give it an empty schema again."""
     forget_engine(sandbox.role)
     ident = sql.Identifier(sandbox.role)
-    with admin_engine().connect() as conn:
+    server = named(sandbox.server)
+    with reaching(server), admin_engine(server).connect() as conn:
         terminate(conn, sandbox.role)
         conn.execute(text(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(ident).as_string()))
         conn.execute(text(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(ident, ident).as_string()))
@@ -66,7 +69,8 @@ def drop(sandbox: Sandbox) -> None:
     """Remove the sandbox's schema, role and registry row."""
     forget_engine(sandbox.role)
     ident = sql.Identifier(sandbox.role)
-    with admin_engine().connect() as conn:
+    server = named(sandbox.server)
+    with reaching(server), admin_engine(server).connect() as conn:
         exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": sandbox.role}).first()
         if exists:  # NOLOGIN first so nothing reconnects between terminate and drop
             conn.execute(text(sql.SQL("ALTER ROLE {} NOLOGIN").format(ident).as_string()))

@@ -16,6 +16,7 @@ from playground.web.charts import LineChart, line_chart
 from playground.web.forms import RunForm, SweepForm
 from playground.web.recipe_page import page_context, recipe_or_404, refused_page, shown, sweep_request
 from playground.web.respond import KNOWN, Refusal, as_refusal, refusals, respond
+from playground.web.versions import asked_version, shown_version
 from recipes import scratchpad
 from recipes.base import Recipe
 from recipes.results import result_from_json
@@ -31,6 +32,7 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     """
     recipe = recipe_or_404(slug)
     chosen, spec = sweep_request(recipe, request.POST)
+    version = asked_version(request.POST)
     steps = sweeps.steps_asked(request.POST, spec, one_at_a_time=bool(request.htmx))
     sweep_id = sweeps.sweep_id(request.POST.get("sweep_id"))
     per_point = sweeps.runs_of(recipe, spec, 1)
@@ -42,7 +44,14 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         for step in steps:
             refused += service.sweep_step(
-                request.session, recipe, chosen.params, spec, sweep_id, step, client_gone=gone
+                request.session,
+                recipe,
+                chosen.params,
+                spec,
+                sweep_id,
+                step,
+                client_gone=gone,
+                version=version,
             )
             done = step + 1
     except KNOWN as exc:
@@ -65,7 +74,7 @@ def recipe_sweep(request: HttpRequest, slug: str) -> HttpResponse:
         "total": len(spec.values),
         "measured": measured(spec.y),
     }
-    form = RunForm(recipe, shown(chosen))
+    form = RunForm(recipe, {**shown(chosen), **shown_version(version)})
     sweep_form = SweepForm(recipe, sweeps.read_settings(recipe, request.POST)[0], params=chosen.params)
     context = page_context(request, recipe, form, sweep_form=sweep_form, sweep=sweep)
     return respond(request, "recipe.html", context, data=_sweep_json(sweep, chart))
@@ -130,8 +139,10 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
     def context() -> dict[str, Any]:
         recipe = recipe_or_404(stored.recipe)
-        form = RunForm(recipe, {**stored.params, "variant": stored.variant})
         result = result_from_json(stored.result)
+        ran_on = result.server_version.split(".")[0]  # reopened on the version it ran on
+        version = {"pg": int(ran_on)} if ran_on.isdigit() else {}
+        form = RunForm(recipe, {**stored.params, "variant": stored.variant, **version})
         return page_context(request, recipe, form, result=result, reopened=stored)
 
     return respond(request, "recipe.html", context, data=stored.result, partial=None)
@@ -145,8 +156,8 @@ def run_diff(request: HttpRequest) -> HttpResponse:
     a, b = service.stored_run(request.session, a_id), service.stored_run(request.session, b_id)
     if a is None or b is None:
         raise Http404("no such run in this session")
-    sides = [_side(run) for run in (a, b)]
-    changes = _changes(*sides)
+    sides = [run_side(run) for run in (a, b)]
+    changes = run_changes(*sides)
     data = {"a": _run_json(a), "b": _run_json(b), "changes": changes}
     context = {"a": sides[0], "b": sides[1], "changes": changes}
     return respond(request, "diff.html", context, data=data, partial=None)
@@ -159,12 +170,12 @@ def _two_run_ids(query: Mapping[str, Any]) -> tuple[int, int]:
         raise Refusal(400, "Pick two runs: ?a=<run id>&b=<run id>.") from None
 
 
-def _side(run) -> dict:
+def run_side(run) -> dict:
     result = result_from_json(run.result)
     return {"run": run, "result": result, "plan": result.figures.plan, "recipe": recipes.get(run.recipe)}
 
 
-def _changes(a: dict, b: dict) -> list[str]:
+def run_changes(a: dict, b: dict) -> list[str]:
     """What differs between two runs, in sentences computed from their figures."""
     lines = []
     for label, key in (
@@ -203,6 +214,7 @@ def _run_json(run) -> dict:
         "id": run.pk,
         "recipe": run.recipe,
         "variant": run.variant,
+        "server": run.sandbox.server or "main",
         "params": run.params,
         "ok": run.ok,
         "query_count": run.query_count,

@@ -14,6 +14,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms.utils import ErrorDict
 
+from playground import sandbox
 from playground.running import sweeps
 from recipes.base import Param, Recipe
 
@@ -59,7 +60,12 @@ class RunForm(ShownForm):
     """The variant and the recipe's parameters, showing `values` and the `errors` found in them."""
 
     def __init__(
-        self, recipe: Recipe, values: Mapping[str, Any] | None = None, *, errors: Errors | None = None
+        self,
+        recipe: Recipe,
+        values: Mapping[str, Any] | None = None,
+        *,
+        errors: Errors | None = None,
+        pick_version: bool = True,
     ):
         super().__init__()
         self.recipe = recipe
@@ -68,9 +74,18 @@ class RunForm(ShownForm):
             widget=forms.RadioSelect,
             label="Variant",
         )
+        offered = sandbox.versions()
+        if pick_version and len(offered) > 1:  # `pg`: which PostgreSQL runs it (versions.py)
+            self.fields["pg"] = forms.TypedChoiceField(
+                choices=[(v, f"PostgreSQL {v}") for v in reversed(offered)],
+                coerce=int,
+                widget=forms.RadioSelect,
+                label="PostgreSQL",
+                required=False,
+            )
         for param in recipe.params:
             self.fields[param.name] = field_for(param)
-        defaults = {**recipe.defaults(), "variant": recipe.default_variant}
+        defaults = {**recipe.defaults(), "variant": recipe.default_variant, "pg": sandbox.default_version()}
         self.show({**defaults, **(values or {})}, errors or {}, strays=True)
 
 

@@ -13,6 +13,8 @@ from playground.running import limits, service, sweeps
 from playground.running.deadline import client_of
 from playground.web.forms import RunForm, SweepForm
 from playground.web.respond import Refusal, respond
+from playground.web.versions import FIELD as PG
+from playground.web.versions import asked_version, shown_version
 from recipes.base import Recipe
 from recipes.results import RunResult
 from recipes.validation import InvalidParams, Validated, from_link
@@ -50,10 +52,11 @@ def shown(chosen: Validated) -> dict[str, Any]:
 
 def form_values(recipe: Recipe, data: Mapping[str, Any]) -> dict[str, Any]:
     """A submitted form's values as validation read them, valid or not, to show them again."""
+    pg = {PG: data[PG]} if data.get(PG) else {}
     try:
-        return shown(recipe.validate(data, form=True))
+        return {**shown(recipe.validate(data, form=True)), **pg}
     except InvalidParams as exc:
-        return exc.values
+        return {**exc.values, **pg}
 
 
 def link_form(recipe: Recipe, query: Mapping[str, Any]) -> RunForm:
@@ -61,7 +64,8 @@ def link_form(recipe: Recipe, query: Mapping[str, Any]) -> RunForm:
     if not query:
         return RunForm(recipe)
     try:
-        return RunForm(recipe, shown(recipe.validate(from_link(recipe, query), form=True)))
+        version = shown_version(asked_version(query))
+        return RunForm(recipe, {**shown(recipe.validate(from_link(recipe, query), form=True)), **version})
     except InvalidParams as exc:
         return RunForm(recipe, exc.values, errors=exc.errors)
 
@@ -91,11 +95,16 @@ def sweep_request(recipe: Recipe, data: Mapping[str, Any]) -> tuple[Validated, s
     return chosen, spec
 
 
-def run(request: HttpRequest, recipe: Recipe, chosen: Validated) -> RunResult:
-    """One run in this session's sandbox, paid from its run allowance."""
+def run(request: HttpRequest, recipe: Recipe, chosen: Validated, version: int | None = None) -> RunResult:
+    """One run in this session's sandbox of `version`, paid from its run allowance."""
     limits.spend_runs(request.session)
     return service.run_recipe(
-        request.session, recipe, chosen.variant, dict(chosen.params), client_gone=client_of(request.META)
+        request.session,
+        recipe,
+        chosen.variant,
+        dict(chosen.params),
+        client_gone=client_of(request.META),
+        version=version,
     )
 
 

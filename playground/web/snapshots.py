@@ -89,7 +89,7 @@ def sweep_snapshot(request: HttpRequest, slug: str) -> HttpResponse:
     points = service.sweep_points(request.session, sweep, param, y)
     if not points.lines:
         raise Http404("no such sweep in this session")
-    mine = Run.objects.filter(sandbox__role=request.session.get(service.SESSION_KEY), sweep=sweep)
+    mine = Run.objects.filter(sandbox__role__in=service.session_roles(request.session), sweep=sweep)
     ran_at = mine.order_by("-created_at").values_list("created_at", flat=True)[0]
     result = {
         "param": param,

@@ -127,7 +127,7 @@ def step_context(
 
 
 def preset_form(step: Step) -> RunForm:
-    return RunForm(step.recipe, {**step.params, "variant": step.variant})
+    return RunForm(step.recipe, {**step.params, "variant": step.variant}, pick_version=False)
 
 
 @require_GET
@@ -189,7 +189,9 @@ def refused_step(request: HttpRequest, refusal: Refusal, slug: str, number: int)
         sql = str(request.POST.get("sql", ""))
         context = step_context(request, track, step, preset_form(step), sql=sql, problems=problems)
         return respond(request, "track_step.html", context, status=refusal.status)
-    form = RunForm(step.recipe, form_values(step.recipe, request.POST), errors=refusal.errors)
+    form = RunForm(
+        step.recipe, form_values(step.recipe, request.POST), errors=refusal.errors, pick_version=False
+    )
     context = step_context(
         request, track, step, form, problem=refusal.message if not refusal.errors else None
     )
@@ -202,7 +204,8 @@ def track_step_run(request: HttpRequest, slug: str, number: int) -> HttpResponse
     track = track_or_404(slug)
     step = step_or_404(track, number)
     outcome = attempt_step(request, track, step, request.POST, form=True)
-    form = RunForm(step.recipe, shown(outcome["chosen"])) if outcome["chosen"] else preset_form(step)
+    chosen = outcome["chosen"]
+    form = RunForm(step.recipe, shown(chosen), pick_version=False) if chosen else preset_form(step)
     extra = {k: outcome[k] for k in ("result", "answer", "verdict", "sql") if k in outcome}
     context = step_context(request, track, step, form, **extra)
     return respond(request, "track_step.html", context, data=step_json(request, track, step, outcome))

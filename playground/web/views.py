@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 import recipes
 from playground import sandbox
-from playground.running import limits, service
+from playground.running import comparing, limits, service
 from playground.running.deadline import client_of
 from playground.web.charts import comparison_rows
 from playground.web.forms import RunForm
@@ -28,6 +28,7 @@ from playground.web.recipe_page import (
 )
 from playground.web.respond import RETRY_SOON, Refusal, api_client, read_json, refusals, respond, wants_json
 from playground.web.tracks import track_cards
+from playground.web.versions import asked_version, shown_version
 
 
 @require_GET
@@ -50,8 +51,10 @@ def recipe_page(request: HttpRequest, slug: str) -> HttpResponse:
 def recipe_run(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
     chosen = recipe.validate(request.POST, form=True)
-    result = run(request, recipe, chosen)
-    context = page_context(request, recipe, RunForm(recipe, shown(chosen)), result=result)
+    version = asked_version(request.POST)
+    result = run(request, recipe, chosen, version)
+    form = RunForm(recipe, {**shown(chosen), **shown_version(version)})
+    context = page_context(request, recipe, form, result=result)
     return respond(request, "recipe.html", context, data=result.to_json())
 
 
@@ -60,11 +63,15 @@ def recipe_run(request: HttpRequest, slug: str) -> HttpResponse:
 def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
     chosen = validate_for_compare(recipe, request.POST)
+    version = asked_version(request.POST)
     limits.spend_runs(request.session, len(recipe.variants))
-    results = service.compare(request.session, recipe, chosen.params, client_gone=client_of(request.META))
+    gone = client_of(request.META)
+    results = comparing.compare(request.session, recipe, chosen.params, client_gone=gone, version=version)
     ids = ",".join(str(r.run_id) for r in results if r.run_id)
+    form = RunForm(recipe, {**shown(chosen), **shown_version(version)})
+    title = f"All variants, same parameters, on PostgreSQL {results[0].server_version}" if results else None
     context = page_context(
-        request, recipe, RunForm(recipe, shown(chosen)), comparison=comparison_rows(results), compared_ids=ids
+        request, recipe, form, comparison=comparison_rows(results), compared_ids=ids, comparison_title=title
     )
     data = {"recipe": recipe.slug, "runs": [r.to_json() for r in results]}
     return respond(request, "recipe.html", context, data=data)
@@ -74,19 +81,22 @@ def recipe_compare(request: HttpRequest, slug: str) -> HttpResponse:
 @ensure_csrf_cookie
 @refusals()
 def api_recipes(request: HttpRequest) -> HttpResponse:
-    return JsonResponse({"recipes": [r.to_json() for r in recipes.REGISTRY.values()]})
+    offered = {"versions": sandbox.versions(), "default_version": sandbox.default_version()}
+    return JsonResponse({"recipes": [r.to_json() for r in recipes.REGISTRY.values()], **offered})
 
 
 @require_POST
 @refusals()
 def api_run(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
-    chosen = recipe.validate(_run_input(read_json(request)))
-    return JsonResponse(run(request, recipe, chosen).to_json())
+    body = read_json(request)
+    chosen = recipe.validate(_run_input(body))
+    return JsonResponse(run(request, recipe, chosen, asked_version(body)).to_json())
 
 
 def _run_input(body: Any) -> dict[str, Any]:
-    """`{"variant": "...", "params": {...}}` as the one mapping `Recipe.validate` reads."""
+    """`{"variant": "...", "params": {...}, "pg": 16}` as the one mapping `Recipe.validate` reads
+    (`pg`, the version, is read apart: see playground.web.versions)."""
     if not isinstance(body, dict) or not isinstance(body.get("params", {}), dict):
         raise Refusal(400, 'expected {"variant": "...", "params": {...}}')
     params = body.get("params", {})

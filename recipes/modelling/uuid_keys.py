@@ -271,7 +271,7 @@ def uuid4(run, p):
     return fill(run, p, KeyUuid4, keys)
 
 
-@recipe.variant
+@recipe.variant(needs_version=18)
 def uuid7(run, p):
     """uuid7: 16 bytes that start with a timestamp, so new keys go to the end again"""
     keys = insert(KeyUuid7).from_select(["id", "n"], select(func.uuidv7(), numbers(p)))  # Postgres 18

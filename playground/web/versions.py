@@ -1,0 +1,35 @@
+"""Which PostgreSQL a request asks for: the `pg` field of a form, a link or a JSON body.
+
+Absent means the default version (`main`'s), so every client written before there was a choice
+keeps getting what it got.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playground import sandbox
+from recipes.validation import InvalidParams
+
+FIELD = "pg"
+
+
+def asked_version(data: Any) -> int | None:
+    """The major version `data[FIELD]` asks for, None when it asks for none, or `InvalidParams`
+    (400, on the field) for one no sandbox server has."""
+    raw = data.get(FIELD) if hasattr(data, "get") else None
+    if raw is None or raw == "":
+        return None
+    offered = sandbox.versions()
+    text = str(raw).strip()
+    if isinstance(raw, bool) or not text.isdigit() or int(text) not in offered:
+        choices = " and ".join(str(v) for v in offered)
+        raise InvalidParams(
+            {FIELD: [f"PostgreSQL {text[:20]!r} is not offered here; pick {choices}."]}, values={FIELD: raw}
+        )
+    return int(text)
+
+
+def shown_version(version: int | None) -> dict[str, int]:
+    """The form's value for the version a run used."""
+    return {FIELD: version or sandbox.default_version()}
