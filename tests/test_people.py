@@ -109,3 +109,20 @@ def test_when_the_persons_sandbox_is_reaped_every_browser_moves_to_the_new_one(a
     again = run(work)  # its session named the dropped sandbox: it finds the person's new one
     assert Sandbox.objects.count() == 1
     assert history_ids(work) == [again, fresh] == history_ids(laptop)
+
+
+def test_a_person_keeps_one_sandbox_per_version_in_every_browser(ada):
+    """Their latest sandbox of 16 does not stand in for their sandbox of 18, nor the reverse."""
+    work, laptop = browser_of(ada), browser_of(ada)
+    on_18 = run(work)
+    response = api(work, "/api/recipes/keyset-pagination/run", {**RUN, "pg": 16})
+    assert response.status_code == 200, response.content
+    on_16 = response.json()
+    assert on_16["server_version"].startswith("16.")
+    boxes = dict(Sandbox.objects.filter(owner=ada).values_list("server", "role"))
+    assert len(boxes) == 2  # the later one, on 16, is their most recently used
+
+    again = api(laptop, "/api/recipes/keyset-pagination/run", RUN).json()
+    assert again["server_version"].startswith("18.")
+    assert sorted(history_ids(laptop)) == sorted([on_18, on_16["run_id"], again["run_id"]])
+    assert Sandbox.objects.filter(owner=ada).count() == 2  # no third sandbox was made

@@ -44,9 +44,8 @@ def move_progress(old: str, new: str) -> int:
 
 def latest_roles(user_id: Any) -> dict[str, str]:
     """The session key → role of the person's most recently used sandbox of each version."""
-    keys = {
-        ("" if s.name == sandboxes.MAIN else s.name): session_key(s.version) for s in sandboxes.configured()
-    }
+    keys = {s.name: session_key(s.version) for s in sandboxes.configured()}
+    keys[""] = keys[sandboxes.MAIN]  # rows made before servers were named
     latest: dict[str, str] = {}
     theirs = Sandbox.objects.filter(owner_id=user_id).order_by("-last_used_at")
     for role, server in theirs.values_list("role", "server"):

@@ -63,8 +63,10 @@ def is_configured(name: str) -> bool:
 
 
 def names_of(version: int) -> list[str]:
-    """The registry names (`Sandbox.server`) of the servers of `version`: "" stands for `main`."""
-    return ["" if s.name == MAIN else s.name for s in configured() if s.version == version]
+    """The registry names (`Sandbox.server`) of the servers of `version`, "" among them when
+    `main` is one (rows made before servers were named)."""
+    names = [s.name for s in configured() if s.version == version]
+    return [*names, ""] if MAIN in names else names
 
 
 def default_version() -> int:
