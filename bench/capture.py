@@ -19,7 +19,7 @@ def measure(repeat: int) -> list[Figure]:
     from playground.conf import setting
     from playground.running import runner
     from playground.running.deadline import Watch
-    from playground.running.engine import discard_session_state
+    from playground.running.engine import discard_session_state, refuse_if_closed
     from playground.sandbox import engines
     from recipes.base import Params
     from recipes.context import Run
@@ -30,9 +30,9 @@ def measure(repeat: int) -> list[Figure]:
         captured.url,
         pool_size=setting("SANDBOX_POOL_SIZE"),
         max_overflow=engines.SANDBOX_MAX_OVERFLOW,
-        pool_pre_ping=True,
         connect_args={"prepare_threshold": None},
     )
+    event.listen(bare, "checkout", refuse_if_closed)
     event.listen(bare, "reset", discard_session_state)
     cases = [
         ("eager-loading", "lazy", {"authors": 50}, "lazy N+1, 50 authors (51 queries)"),

@@ -9,11 +9,11 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-from sqlalchemy import URL, Connection, Engine, create_engine, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 
 from playground.conf import setting
 from playground.models import Sandbox
-from playground.running.engine import sandbox_engine
+from playground.running.engine import refuse_if_closed, sandbox_engine
 from playground.sandbox.database import (
     admin_url,
     ensure_database,
@@ -30,8 +30,8 @@ from playground.sandbox.errors import SandboxBusyError
 # + threads                                     the app database, one per thread.
 # `connection_budget()` computes it for a deployment; the total over every process must stay
 # below the server's max_connections minus its reserved slots, so that the playground never
-# locks an operator out. With the defaults (cache 4, pool 1, 3 runs x 12, admin 3) and gunicorn's
-# 2 workers x 4 threads: 2 x (4 + 36 + 3 + 4) = 94 < 97 on a stock server (100 - 3 reserved).
+# locks an operator out. With the defaults (cache 8, pool 1, 12 per run, admin 3) and gunicorn's
+# 2 workers x 2 threads: 2 x (8 + 24 + 3 + 2) = 74 < 87 on a stock server (100 - 3 - 10 reserved).
 ADMIN_POOL_SIZE = 1
 ADMIN_MAX_OVERFLOW = 2
 SANDBOX_MAX_OVERFLOW = 2
@@ -163,8 +163,8 @@ def admin_engine() -> Engine:
                 pool_size=ADMIN_POOL_SIZE,
                 max_overflow=ADMIN_MAX_OVERFLOW,
                 pool_timeout=10,
-                pool_pre_ping=True,
             )
+            event.listen(engine, "checkout", refuse_if_closed)  # instead of a pre-ping
             lock_down(engine, url)
             _admin[url] = engine
     return engine
