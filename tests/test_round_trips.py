@@ -75,3 +75,26 @@ def test_a_new_sandbox_password_is_hashed_with_few_rounds(sandbox):
     assert rounds == (SCRAM_ITERATIONS if version >= 160000 else 4096)
     with psycopg.connect(**connect_kwargs(sandboxes.engine_for(sandbox).url)) as login:
         assert login.execute("SELECT current_user").fetchone()[0] == sandbox.role
+
+
+def test_an_engine_behind_the_cache_is_kept_without_its_connection(make_sandbox, run_recipe, settings):
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_ENGINE_CACHE": 1}
+    first, second = make_sandbox(), make_sandbox()
+    engine = sandboxes.engine_for(first)
+    assert run_recipe(engine, "offset-pagination", "offset").ok
+    assert run_recipe(sandboxes.engine_for(second), "offset-pagination", "offset").ok
+
+    def connections_of(role: str) -> int:
+        with sandboxes.admin_engine().connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
+            ).scalar_one()
+
+    assert connections_of(first.role) == 0  # closed when the second engine took the pooled slot
+    assert connections_of(second.role) == 1
+    again = sandboxes.engine_for(first)
+    assert again is engine  # kept: no new engine, no first-connect queries, statements compiled
+    result = run_recipe(again, "offset-pagination", "offset")
+    assert result.ok, result.error
+    assert any(s.main for s in result.statements) and result.plan is not None  # still captured
+    assert connections_of(second.role) == 0 and connections_of(first.role) == 1

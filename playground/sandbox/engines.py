@@ -170,13 +170,28 @@ def admin_engine() -> Engine:
     return engine
 
 
+ENGINES_KEPT_PER_POOL = 4
+"""Engines kept per pooled one: the SANDBOX_ENGINE_CACHE most recent hold a pooled connection, and
+this many times as many are kept without one (see `engine_for`)."""
+
+
 def engine_for(sandbox: Sandbox) -> Engine:
-    """A pooled engine that logs in as the sandbox's role, with capture listeners attached."""
+    """A pooled engine that logs in as the sandbox's role, with capture listeners attached.
+
+    Only the SANDBOX_ENGINE_CACHE most recently used engines keep a connection in their pool (the
+    connection budget counts them); an engine that falls behind them closes its connection but
+    is kept, up to ENGINES_KEPT_PER_POOL times as many: a session coming back to it then pays for
+    a login only, not for a new engine (its first-connect queries, its statements compiled anew).
+    """
     with _lock:
         engine = _engines.get(sandbox.role)
         if engine is not None:
             _engines.move_to_end(sandbox.role)
-            return engine
+            behind = _idle_behind()
+    if engine is not None:
+        for idle in behind:
+            idle.dispose()
+        return engine
     admin = admin_engine().url
     # The role's limits travel in the URL as startup options, where the role cannot relax them;
     # in the URL, so that a second engine a variant makes from it (Run.engine_with) has them too.
@@ -194,11 +209,19 @@ def engine_for(sandbox: Sandbox) -> Engine:
             engine = current
         else:
             _engines[sandbox.role] = engine
-        while len(_engines) > setting("SANDBOX_ENGINE_CACHE"):
+        while len(_engines) > setting("SANDBOX_ENGINE_CACHE") * ENGINES_KEPT_PER_POOL:
             evicted.append(_engines.popitem(last=False)[1])
+        evicted += _idle_behind()
     for old in evicted:
         old.dispose()
     return engine
+
+
+def _idle_behind() -> list[Engine]:
+    """Engines behind the SANDBOX_ENGINE_CACHE most recent that hold an idle pooled connection
+    and none in use: to be closed (`Engine.dispose` closes them and keeps the engine usable)."""
+    behind = list(_engines.values())[: -setting("SANDBOX_ENGINE_CACHE") or None]
+    return [e for e in behind if e.pool.checkedin() and not e.pool.checkedout()]
 
 
 def forget_engine(role: str) -> None:
