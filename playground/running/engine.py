@@ -11,8 +11,18 @@ from typing import Any
 
 import psycopg
 from sqlalchemy import URL, Engine, create_engine, event, exc
+from sqlalchemy.util import LRUCache
 
 from playground.running import capture
+
+COMPILED_KEPT = 200
+"""Compiled statements kept for all the sandbox engines of a process together (see `_compiled`)."""
+_compiled = LRUCache(COMPILED_KEPT)
+"""One compiled-statement cache for every sandbox engine of the process, instead of one of 500
+entries each: a process keeps dozens of engines (one per recent session), and each compiled
+the same recipes' statements into a cache of its own, so memory grew with the sessions served.
+Entries are keyed by their engine's dialect, so none is ever used by another engine; the shared
+bound is what matters, and the most recent sessions' statements are the ones kept."""
 
 
 def sandbox_engine(url: URL | str, *, pool_size: int, max_overflow: int, **options: Any) -> Engine:
@@ -32,6 +42,7 @@ def sandbox_engine(url: URL | str, *, pool_size: int, max_overflow: int, **optio
         connect_args=connect_args,
         **options,
     )
+    engine.update_execution_options(compiled_cache=_compiled)
     event.listen(engine, "checkout", refuse_if_closed)
     event.listen(engine, "reset", discard_session_state)
     return capture.instrument(engine)
