@@ -7,10 +7,11 @@ In-process, through Django's test client and the whole middleware stack, on the 
 server (see bench.environment), DEBUG off. After warm-up requests of one session it prints:
 
 - the round trips of one request, in order, by who sent them (the app database, the sandbox
-  administrator, the sandbox role): every statement, COMMIT and ROLLBACK the driver sent, the
-  pool's pre-ping and reset included, since they are counted on psycopg's own methods;
-- the time per request in-process (median), then cProfile's functions by cumulative time over
-  `--requests` requests.
+  administrator, the sandbox role), each with its median wall time over `--requests` requests:
+  every statement, COMMIT and ROLLBACK the driver sent, the pool's pre-ping and reset included,
+  since they are counted on psycopg's own methods;
+- the time per request in-process (median) and how much of it was spent in round trips, then
+  cProfile's functions by cumulative time over `--requests` more requests.
 
 Counting is exact and does not depend on how loaded the machine is; the profile's shares do a
 little, its absolute times more.
@@ -92,6 +93,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("variant", nargs="?", default="keyset")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime…")
     args = parser.parse_args(argv)
 
     import os
@@ -123,27 +125,36 @@ def main(argv: list[str]) -> None:
     try:
         for _ in range(20):
             post()
-        trips.active = True
-        post()
-        trips.active = False
-        print(f"\nRound trips of one warm POST /api/recipes/{args.recipe}/run ({args.variant}):")
-        for i, (user, sql, ms) in enumerate(trips.sent, 1):
-            print(f"{i:>3} {ms:6.2f} ms  {user:<16} {sql}")
-        print("by sender: " + ", ".join(f"{n} {k}" for k, n in Counter(u for u, _, _ in trips.sent).items()))
-
-        times = []
+        times, trips_of = [], []
         for _ in range(args.requests):
+            trips.sent = []
+            trips.active = True
             started = time.perf_counter()
             post()
             times.append((time.perf_counter() - started) * 1000)
-        print(f"\nin-process time per request: median {statistics.median(times):.2f} ms over {len(times)}")
+            trips.active = False
+            trips_of.append(trips.sent)
+        shape = [(user, sql) for user, sql, _ in trips_of[-1]]
+        same = [t for t in trips_of if [(u, q) for u, q, _ in t] == shape]
+        print(f"\nRound trips of one warm POST /api/recipes/{args.recipe}/run ({args.variant}),", end=" ")
+        print("median ms of each")
+        print(f"over the {len(same)} of {len(trips_of)} requests that sent exactly these:")
+        for i, (user, sql) in enumerate(shape):
+            ms = statistics.median(t[i][2] for t in same)
+            print(f"{i + 1:>3} {ms:6.2f} ms  {user:<16} {sql}")
+        print("by sender: " + ", ".join(f"{n} {k}" for k, n in Counter(u for u, _ in shape).items()))
+        in_trips = statistics.median(sum(ms for _, _, ms in t) for t in same)
+        print(
+            f"\nin-process time per request: median {statistics.median(times):.2f} ms over {len(times)}, "
+            f"of which {in_trips:.2f} ms in round trips (median of the sums)"
+        )
         profile = cProfile.Profile()
         profile.enable()
         for _ in range(args.requests):
             post()
         profile.disable()
-        print(f"\ncProfile over {args.requests} requests, by cumulative time:")
-        pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(args.top)
+        print(f"\ncProfile over {args.requests} requests, by {args.sort}:")
+        pstats.Stats(profile, stream=sys.stdout).sort_stats(args.sort).print_stats(args.top)
     finally:
         environment.drop_bench_sandboxes()
 
