@@ -15,7 +15,7 @@ from sqlalchemy.util import LRUCache
 
 from playground.running import capture
 
-COMPILED_KEPT = 200
+COMPILED_KEPT = 100
 """Compiled statements kept for all the sandbox engines of a process together (see `_compiled`)."""
 _compiled = LRUCache(COMPILED_KEPT)
 """One compiled-statement cache for every sandbox engine of the process, instead of one of 500
