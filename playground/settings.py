@@ -231,7 +231,8 @@ PLAYGROUND = {
     "SANDBOX_MAX_BYTES": int(os.environ.get("PLAYGROUND_SANDBOX_MAX_MB", "512")) * 2**20,
     # How often the server checks that a running query's client is still there (a killed worker).
     "CLIENT_CHECK_INTERVAL_MS": 2000,
-    # Per process: engines (one per recent sandbox) kept, and idle connections pooled by each.
+    # Per process: the most recent sandboxes' engines that keep an idle pooled connection (each
+    # holds SANDBOX_POOL_SIZE); four times as many engines are kept without one (engines.py).
     # See playground.sandbox.connection_budget for the connection bound they give.
     "SANDBOX_ENGINE_CACHE": int(os.environ.get("PLAYGROUND_SANDBOX_ENGINE_CACHE", "8")),
     "SANDBOX_POOL_SIZE": 1,

@@ -63,7 +63,9 @@ def refuse_if_closed(dbapi_connection, connection_record, connection_proxy) -> N
     if dbapi_connection.closed or dbapi_connection.broken:
         raise exc.DisconnectionError("the connection was closed")
     try:
-        readable, _, _ = select.select([dbapi_connection.pgconn.socket], [], [], 0)
+        poller = select.poll()  # not select(): a busy process may have descriptors past 1024
+        poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
+        readable = poller.poll(0)
     except (OSError, ValueError, psycopg.Error) as error:
         raise exc.DisconnectionError(f"the connection's socket is gone: {error}") from error
     if readable:
