@@ -103,6 +103,7 @@ def main(argv: list[str]) -> None:
                 figures += crowd.measure(site, args.users, args.seconds)
             finally:
                 site.stop()
+                environment.drop_bench_sandboxes()
     finally:
         environment.drop_bench_sandboxes()
 
