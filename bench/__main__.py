@@ -19,7 +19,18 @@ import argparse
 import sys
 import time
 
-from bench import capture, cold_start, crowd, environment, honesty, http_path, memory, room
+from bench import (
+    capture,
+    cold_start,
+    crowd,
+    environment,
+    honesty,
+    http_path,
+    memory,
+    room,
+    scratchpad,
+    throughput,
+)
 from bench.report import Figure, print_table
 from bench.server import Gunicorn
 
@@ -29,6 +40,8 @@ FIGURES = {
     "cold": cold_start,
     "honesty": honesty,
     "memory": memory,
+    "scratchpad": scratchpad,
+    "throughput": throughput,
     "crowd": crowd,
     "room": room,
 }
@@ -46,10 +59,13 @@ def main(argv: list[str]) -> None:
     )
     parser.add_argument("--seconds", type=float, default=60, help="how long the crowd stays, 10 to 300 s")
     parser.add_argument("--quick", action="store_true", help="10 repetitions, 200 memory runs, a 20 s crowd")
+    parser.add_argument(
+        "--throughput-seconds", type=float, default=20, help="length of each side of the throughput figure"
+    )
     parser.add_argument("--only", default=",".join(FIGURES), help=f"comma separated, of {', '.join(FIGURES)}")
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeat, args.memory_runs, args.seconds = 10, 200, 20
+        args.repeat, args.memory_runs, args.seconds, args.throughput_seconds = 10, 200, 20, 8
     args.users = max(4, min(args.users, 50))  # loopback only, and bounded: see docs/performance.md
     args.seconds = max(10.0, min(args.seconds, 300.0))
     chosen = [f.strip() for f in args.only.split(",") if f.strip()]
@@ -61,27 +77,38 @@ def main(argv: list[str]) -> None:
     began = time.monotonic()
     figures: list[Figure] = []
     try:
-        if "capture" in chosen:
-            figures += capture.measure(args.repeat)
+        if "capture" in chosen:  # cheap repetitions, and a ratio close to 1 needs many
+            figures += capture.measure(3 * args.repeat)
         if "honesty" in chosen:
             figures += honesty.measure(max(10, args.repeat // 2))
-        if {"http", "cold", "memory"} & set(chosen):
+        if {"http", "cold", "memory", "scratchpad"} & set(chosen):
             site = Gunicorn()
             try:
                 if "memory" in chosen:  # first, so the worker's growth starts from its first run
                     figures += memory.measure(site, args.memory_runs)
                 if "http" in chosen:
                     figures += http_path.measure(site, args.repeat)
+                if "scratchpad" in chosen:
+                    figures += scratchpad.measure(site, args.repeat)
                 if "cold" in chosen:
                     figures += cold_start.measure(site, max(5, args.repeat // 6))
             finally:
                 site.stop()
+                environment.drop_bench_sandboxes()  # each client address may hold only so many
+        if "throughput" in chosen:  # the production defaults, keep-alive included
+            site = Gunicorn(workers=2, threads=2, GUNICORN_KEEPALIVE="5")
+            try:
+                figures += throughput.measure(site, 30, args.throughput_seconds)
+            finally:
+                site.stop()
+                environment.drop_bench_sandboxes()
         if "crowd" in chosen:  # the production defaults: two workers of two threads
             site = Gunicorn(workers=2, threads=2, GUNICORN_KEEPALIVE="5")
             try:
                 figures += crowd.measure(site, args.users, args.seconds)
             finally:
                 site.stop()
+                environment.drop_bench_sandboxes()
         if "room" in chosen:  # the same defaults, a room of --users people
             site = Gunicorn(workers=2, threads=2, GUNICORN_KEEPALIVE="5")
             try:

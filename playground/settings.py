@@ -297,9 +297,10 @@ PLAYGROUND = {
     "SANDBOX_MAX_BYTES": int(os.environ.get("PLAYGROUND_SANDBOX_MAX_MB", "512")) * 2**20,
     # How often the server checks that a running query's client is still there (a killed worker).
     "CLIENT_CHECK_INTERVAL_MS": 2000,
-    # Per process: engines (one per recent sandbox) kept, and idle connections pooled by each.
+    # Per process: the most recent sandboxes' engines that keep an idle pooled connection (each
+    # holds SANDBOX_POOL_SIZE); four times as many engines are kept without one (engines.py).
     # See playground.sandbox.connection_budget for the connection bound they give.
-    "SANDBOX_ENGINE_CACHE": int(os.environ.get("PLAYGROUND_SANDBOX_ENGINE_CACHE", "4")),
+    "SANDBOX_ENGINE_CACHE": int(os.environ.get("PLAYGROUND_SANDBOX_ENGINE_CACHE", "8")),
     "SANDBOX_POOL_SIZE": 1,
     # Runs in progress at once per process (each may open CONNECTION_LIMIT connections); a run
     # waits this long for a slot, then gets a "busy" message.
@@ -326,6 +327,9 @@ PLAYGROUND = {
     "RESULT_MAX_KB": 1024,
     "STORED_STATEMENTS": 300,
     "STORED_RESULT_MAX_KB": 256,
+    # "off": the app database's commits (run allowance, last use, stored run) do not wait for the
+    # disk; a server crash may lose the last fraction of a second of them (playground/apps.py).
+    "APP_SYNCHRONOUS_COMMIT": os.environ.get("PLAYGROUND_APP_SYNCHRONOUS_COMMIT", "off").strip().lower(),
     # Runs one session may start: a burst, then a steady rate (token bucket kept in the app
     # database, so every worker and instance shares it). Beyond it: 429 with a clear message.
     "RUN_BURST": int(os.environ.get("PLAYGROUND_RUN_BURST", "30")),

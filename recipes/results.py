@@ -133,6 +133,15 @@ class RunResult:
             object.__setattr__(self, "_json", built)
         return built
 
+    def _json_size(self) -> int:
+        """Bytes of `to_json()` as JSON, measured once: a run is trimmed for the response and
+        again for storage, and both ask."""
+        size = self.__dict__.get("_json_bytes")
+        if size is None:
+            size = _size(self.to_json())
+            object.__setattr__(self, "_json_bytes", size)
+        return size
+
     def trimmed(self, max_statements: int, max_bytes: int) -> RunResult:
         """This result with at most `max_statements` statements in about `max_bytes` of JSON (more
         only when the main statement and its two EXPLAINs, always kept whole, take more).
@@ -142,7 +151,7 @@ class RunResult:
         `fetched_omitted`) and a note says so. Figures, notes, rows and plan stay whole. Returns
         the result itself when it is small enough already.
         """
-        if len(self.statements) <= max_statements and _size(self.to_json()) <= max_bytes:
+        if len(self.statements) <= max_statements and self._json_size() <= max_bytes:
             return self
         mains = [i for i, s in enumerate(self.statements) if s.main]
         always = [
@@ -192,8 +201,14 @@ def stored_as(result: RunResult, run_id: int) -> RunResult:
     return kept
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Types JSON takes as they are: by far the most values of a result (a plan is made of them)."""
+
+
 def jsonable(value: Any) -> Any:
     """Turn driver values (datetimes, UUIDs, decimals, bytes) into JSON-friendly ones."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):

@@ -10,12 +10,12 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
-from sqlalchemy import URL, Connection, Engine, create_engine, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from playground.conf import setting
 from playground.models import Sandbox
-from playground.running.engine import sandbox_engine
+from playground.running.engine import refuse_if_closed, sandbox_engine
 from playground.sandbox.database import (
     admin_url,
     ensure_database,
@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 # + threads                                     the app database, one per thread.
 # `connection_budget()` computes it for a deployment; the total over every process must stay
 # below the server's max_connections minus its reserved slots, so that the playground never
-# locks an operator out. With the defaults (cache 4, pool 1, 3 runs x 12, admin 3) and gunicorn's
-# 2 workers x 4 threads: 2 x (4 + 36 + 3 + 4) = 94 < 97 on a stock server (100 - 3 reserved).
+# locks an operator out. With the defaults (cache 8, pool 1, 12 per run, admin 3) and gunicorn's
+# 2 workers x 2 threads: 2 x (8 + 24 + 3 + 2) = 74 < 87 on a stock server (100 - 3 - 10 reserved).
 ADMIN_POOL_SIZE = 1
 ADMIN_MAX_OVERFLOW = 2
 SANDBOX_MAX_OVERFLOW = 2
@@ -170,8 +170,8 @@ def admin_engine(server: Server | None = None) -> Engine:
                     pool_size=ADMIN_POOL_SIZE,
                     max_overflow=ADMIN_MAX_OVERFLOW,
                     pool_timeout=10,
-                    pool_pre_ping=True,
                 )
+                event.listen(engine, "checkout", refuse_if_closed)  # instead of a pre-ping
                 lock_down(engine, url)
             _check_version(engine, server or named(""))
             _admin[url] = engine
@@ -210,13 +210,28 @@ def _connection_failure(exc: OperationalError) -> bool:
     return exc.connection_invalidated or lost
 
 
+ENGINES_KEPT_PER_POOL = 4
+"""Engines kept per pooled one: the SANDBOX_ENGINE_CACHE most recent hold a pooled connection, and
+this many times as many are kept without one (see `engine_for`)."""
+
+
 def engine_for(sandbox: Sandbox) -> Engine:
-    """A pooled engine that logs in as the sandbox's role, with capture listeners attached."""
+    """A pooled engine that logs in as the sandbox's role, with capture listeners attached.
+
+    Only the SANDBOX_ENGINE_CACHE most recently used engines keep a connection in their pool (the
+    connection budget counts them); an engine that falls behind them closes its connection but
+    is kept, up to ENGINES_KEPT_PER_POOL times as many: a session coming back to it then pays for
+    a login only, not for a new engine (its first-connect queries, its statements compiled anew).
+    """
     with _lock:
         engine = _engines.get(sandbox.role)
         if engine is not None:
             _engines.move_to_end(sandbox.role)
-            return engine
+            behind = _idle_behind()
+    if engine is not None:
+        for idle in behind:
+            idle.dispose()
+        return engine
     admin = admin_engine(named(sandbox.server)).url
     # The role's limits travel in the URL as startup options, where the role cannot relax them;
     # in the URL, so that a second engine a variant makes from it (Run.engine_with) has them too.
@@ -234,11 +249,19 @@ def engine_for(sandbox: Sandbox) -> Engine:
             engine = current
         else:
             _engines[sandbox.role] = engine
-        while len(_engines) > setting("SANDBOX_ENGINE_CACHE"):
+        while len(_engines) > setting("SANDBOX_ENGINE_CACHE") * ENGINES_KEPT_PER_POOL:
             evicted.append(_engines.popitem(last=False)[1])
+        evicted += _idle_behind()
     for old in evicted:
         old.dispose()
     return engine
+
+
+def _idle_behind() -> list[Engine]:
+    """Engines behind the SANDBOX_ENGINE_CACHE most recent that hold an idle pooled connection
+    and none in use: to be closed (`Engine.dispose` closes them and keeps the engine usable)."""
+    behind = list(_engines.values())[: -setting("SANDBOX_ENGINE_CACHE") or None]
+    return [e for e in behind if e.pool.checkedin() and not e.pool.checkedout()]
 
 
 def forget_engine(role: str) -> None:

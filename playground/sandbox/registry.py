@@ -62,23 +62,25 @@ def size_bytes(sandbox: Sandbox) -> int:
     Measuring takes a share lock on each table; a sandbox holding a table locked (a run of
     another tab, an abandoned transaction) must not stall the request, so after a short wait
     this falls back to the page counts the catalog keeps (exact after ANALYZE, which seeding runs).
+    The short wait is set by the measuring statement itself, for its own implicit transaction
+    (`set_config(..., true)` on this autocommit connection): one round trip, nothing to reset.
     """
     server = named(sandbox.server)
     with reaching(server), admin_engine(server).connect() as conn:
-        conn.execute(text("SET lock_timeout = '200ms'"))
         try:
             return int(conn.execute(text(_EXACT_SIZE), {"r": sandbox.role}).scalar_one())
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) != "55P03":
                 raise
             return int(conn.execute(text(_ESTIMATED_SIZE), {"r": sandbox.role}).scalar_one())
-        finally:
-            conn.execute(text("RESET lock_timeout"))
 
 
+# The one-row subquery is evaluated before the join yields its first row, so the lock timeout is
+# in force before the first table is locked.
 _EXACT_SIZE = """
-SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)
+FROM (SELECT set_config('lock_timeout', '200ms', true)) AS short_wait,
+     pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = :r AND c.relkind IN ('r', 'm', 'p')
 """
 _ESTIMATED_SIZE = """

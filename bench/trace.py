@@ -1,0 +1,163 @@
+"""Where one warm run's time goes: every round trip to Postgres, and a profile of the request.
+
+    python -m bench.trace                          # keyset-pagination/keyset, 200 warm requests
+    python -m bench.trace offset-pagination offset --requests 300 --top 40
+
+In-process, through Django's test client and the whole middleware stack, on the benchmark's own
+server (see bench.environment), DEBUG off. After warm-up requests of one session it prints:
+
+- the round trips of one request, in order, by who sent them (the app database, the sandbox
+  administrator, the sandbox role), each with its median wall time over `--requests` requests:
+  every statement, COMMIT and ROLLBACK the driver sent, the pool's pre-ping and reset included,
+  since they are counted on psycopg's own methods;
+- the time per request in-process (median) and how much of it was spent in round trips, then
+  cProfile's functions by cumulative time over `--requests` more requests.
+
+Counting is exact and does not depend on how loaded the machine is; the profile's shares do a
+little, its absolute times more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+
+
+class RoundTrips:
+    """Counts what psycopg sends, per connection user, while `active`."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.sent: list[tuple[str, str, float]] = []
+        """(sender, statement, wall ms) of each round trip."""
+        self._inside = threading.local()
+
+    def install(self) -> None:
+        """Wrap psycopg's sending methods. COMMIT and ROLLBACK count only when a transaction is
+        open (psycopg sends nothing otherwise); `Connection.execute` counts once, not again for
+        the cursor it uses."""
+        import psycopg
+        from psycopg.pq import TransactionStatus
+
+        def wrap(cls, name, describe, sends=lambda conn: True):
+            original = getattr(cls, name)
+
+            def traced(obj, *args, **kwargs):
+                conn = obj if isinstance(obj, psycopg.Connection) else obj.connection
+                if not self.active or getattr(self._inside, "busy", False) or not sends(conn):
+                    return original(obj, *args, **kwargs)
+                self._inside.busy = True
+                started = time.perf_counter()
+                try:
+                    return original(obj, *args, **kwargs)
+                finally:
+                    self._inside.busy = False
+                    self.sent.append((who(conn), describe(args), (time.perf_counter() - started) * 1000))
+
+            setattr(cls, name, traced)
+
+        def first_line(args):
+            return " ".join(str(args[0]).split())[:100]
+
+        def in_transaction(conn):
+            return conn.pgconn.transaction_status != TransactionStatus.IDLE
+
+        wrap(psycopg.Cursor, "execute", first_line)
+        wrap(psycopg.Cursor, "executemany", first_line)
+        wrap(psycopg.Connection, "execute", first_line)
+        wrap(psycopg.Connection, "commit", lambda args: "COMMIT", in_transaction)
+        wrap(psycopg.Connection, "rollback", lambda args: "ROLLBACK", in_transaction)
+
+
+def who(conn) -> str:
+    from playground import sandbox
+
+    user = conn.info.user
+    if user.startswith(("sbx", "sbxb")):
+        return "sandbox role"
+    return "sandbox admin" if user == sandbox.admin_url().username else f"app ({user})"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("recipe", nargs="?", default="keyset-pagination")
+    parser.add_argument("variant", nargs="?", default="keyset")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime…")
+    args = parser.parse_args(argv)
+
+    import os
+
+    os.environ["DEBUG"] = "0"
+    os.environ["PLAYGROUND_HTTPS"] = "0"
+    os.environ["ALLOWED_HOSTS"] = "testserver"
+    from bench import environment
+
+    environment.start()
+    from django.test import Client
+
+    trips = RoundTrips()
+    trips.install()
+    client = Client()
+    client.get("/api/recipes")
+    body = json.dumps({"variant": args.variant, "params": {}})
+
+    def post():
+        response = client.post(
+            f"/api/recipes/{args.recipe}/run",
+            body,
+            content_type="application/json",
+            HTTP_ACCEPT="application/json",
+        )
+        assert response.status_code == 200, response.content[:300]
+        return response
+
+    try:
+        for _ in range(20):
+            post()
+        times, trips_of = [], []
+        for _ in range(args.requests):
+            trips.sent = []
+            trips.active = True
+            started = time.perf_counter()
+            post()
+            times.append((time.perf_counter() - started) * 1000)
+            trips.active = False
+            trips_of.append(trips.sent)
+        shape = [(user, sql) for user, sql, _ in trips_of[-1]]
+        same = [t for t in trips_of if [(u, q) for u, q, _ in t] == shape]
+        print(f"\nRound trips of one warm POST /api/recipes/{args.recipe}/run ({args.variant}),", end=" ")
+        print("median ms of each")
+        print(f"over the {len(same)} of {len(trips_of)} requests that sent exactly these:")
+        for i, (user, sql) in enumerate(shape):
+            ms = statistics.median(t[i][2] for t in same)
+            print(f"{i + 1:>3} {ms:6.2f} ms  {user:<16} {sql}")
+        print("by sender: " + ", ".join(f"{n} {k}" for k, n in Counter(u for u, _ in shape).items()))
+        in_trips = statistics.median(sum(ms for _, _, ms in t) for t in same)
+        print(
+            f"\nin-process time per request: median {statistics.median(times):.2f} ms over {len(times)}, "
+            f"of which {in_trips:.2f} ms in round trips (median of the sums)"
+        )
+        profile = cProfile.Profile()
+        profile.enable()
+        for _ in range(args.requests):
+            post()
+        profile.disable()
+        print(f"\ncProfile over {args.requests} requests, by {args.sort}:")
+        pstats.Stats(profile, stream=sys.stdout).sort_stats(args.sort).print_stats(args.top)
+    finally:
+        environment.drop_bench_sandboxes()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,100 @@
+"""What a run no longer sends: no ping on checkout, the quota's lock wait set by its own
+statement, app commits that do not wait for the disk, sandbox logins that are cheap to check."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+from sqlalchemy import text
+
+from playground import embedded
+from playground import sandbox as sandboxes
+from playground.sandbox.roles import SCRAM_ITERATIONS
+from tests.conftest import connect_kwargs, superuser_url
+
+
+def test_a_connection_the_server_ended_is_replaced_without_a_ping(engine, sandbox, run_recipe):
+    first = run_recipe(engine, "offset-pagination", "offset")
+    assert first.ok, first.error
+    assert not engine.pool._pre_ping
+    with sandboxes.admin_engine().connect() as conn:
+        ended = conn.execute(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :r"),
+            {"r": sandbox.role},
+        ).scalar()
+    assert ended >= 1  # the pooled connection was idle on the server
+    time.sleep(0.2)  # the server's goodbye reaches the socket
+
+    again = run_recipe(engine, "offset-pagination", "offset")
+    assert again.ok, again.error
+    assert again.rows.data == first.rows.data
+
+
+def test_the_quota_falls_back_to_the_catalog_when_a_table_is_locked(engine, sandbox, run_recipe):
+    assert run_recipe(engine, "offset-pagination", "offset").ok
+    exact = sandboxes.size_bytes(sandbox)
+    with sandboxes.admin_engine().connect() as conn:
+        before = conn.execute(text("SHOW lock_timeout")).scalar()
+    holder = psycopg.connect(**connect_kwargs(engine.url, password=engine.url.password))
+    try:
+        holder.execute("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        estimated = sandboxes.size_bytes(sandbox)
+        waited = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert waited < 1.5, waited  # the 200 ms wait, not the role's lock timeout nor forever
+    assert estimated > 0 and abs(estimated - exact) <= exact // 2, (estimated, exact)
+    with sandboxes.admin_engine().connect() as conn:
+        assert conn.execute(text("SHOW lock_timeout")).scalar() == before  # nothing left set
+
+
+def test_app_commits_do_not_wait_for_the_disk_but_sandbox_ones_do(engine, sandbox):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "off"
+    with engine.connect() as conn:
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+
+
+def test_a_new_sandbox_password_is_hashed_with_few_rounds(sandbox):
+    if embedded.current() is None:
+        pytest.skip("reading pg_authid needs the embedded server's superuser")
+    url = superuser_url()
+    with psycopg.connect(**connect_kwargs(url)) as conn:
+        version = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()[0]
+        stored = conn.execute(
+            "SELECT rolpassword FROM pg_authid WHERE rolname = %s", [sandbox.role]
+        ).fetchone()
+    assert stored is not None and stored[0].startswith("SCRAM-SHA-256$")
+    rounds = int(stored[0].split("$")[1].split(":")[0])
+    assert rounds == (SCRAM_ITERATIONS if version >= 160000 else 4096)
+    with psycopg.connect(**connect_kwargs(sandboxes.engine_for(sandbox).url)) as login:
+        assert login.execute("SELECT current_user").fetchone()[0] == sandbox.role
+
+
+def test_an_engine_behind_the_cache_is_kept_without_its_connection(make_sandbox, run_recipe, settings):
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "SANDBOX_ENGINE_CACHE": 1}
+    first, second = make_sandbox(), make_sandbox()
+    engine = sandboxes.engine_for(first)
+    assert run_recipe(engine, "offset-pagination", "offset").ok
+    assert run_recipe(sandboxes.engine_for(second), "offset-pagination", "offset").ok
+
+    def connections_of(role: str) -> int:
+        with sandboxes.admin_engine().connect() as conn:
+            return conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
+            ).scalar_one()
+
+    assert connections_of(first.role) == 0  # closed when the second engine took the pooled slot
+    assert connections_of(second.role) == 1
+    again = sandboxes.engine_for(first)
+    assert again is engine  # kept: no new engine, no first-connect queries, statements compiled
+    result = run_recipe(again, "offset-pagination", "offset")
+    assert result.ok, result.error
+    assert any(s.main for s in result.statements) and result.plan is not None  # still captured
+    assert connections_of(second.role) == 0 and connections_of(first.role) == 1
