@@ -82,7 +82,9 @@ def main(argv: list[str]) -> None:
         if "honesty" in chosen:
             figures += honesty.measure(max(10, args.repeat // 2))
         if {"http", "cold", "memory", "scratchpad"} & set(chosen):
-            site = Gunicorn()
+            # One worker that is never replaced: the memory figure measures the growth that
+            # replacing workers (max_requests) exists to hide, over more requests than it allows.
+            site = Gunicorn(GUNICORN_MAX_REQUESTS="0", GUNICORN_MAX_WORKER_MB="0")
             try:
                 if "memory" in chosen:  # first, so the worker's growth starts from its first run
                     figures += memory.measure(site, args.memory_runs)
