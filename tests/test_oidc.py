@@ -141,3 +141,19 @@ def test_a_forged_callback_signs_nobody_in(company_sign_in):
     answer = app.get("/oidc/callback/?code=made-up&state=made-up")
     assert answer.status_code in (400, 403)
     assert not get_user_model().objects.exists()
+
+
+def test_the_header_offers_sign_in_with_a_provider_and_sign_out_to_whoever_is_signed_in(settings):
+    from tests.test_every_page import configure_oidc
+
+    plain = Client().get("/").content.decode()
+    assert 'id="sign-in"' not in plain  # no provider: nothing to offer a visitor
+    configure_oidc(settings)
+    visitor = Client().get("/recipes/keyset-pagination/?page=3").content.decode()
+    assert 'id="sign-in" href="/accounts/login/?next=/recipes/keyset-pagination/%3Fpage%3D3"' in visitor
+    assert 'id="sign-in"' not in Client().get("/accounts/login/").content.decode()
+
+    person = Client()
+    person.force_login(get_user_model().objects.create_user("ada", password="a long password"))
+    page = person.get("/").content.decode()  # sign-in is optional here, and ada may sign out
+    assert "Sign out ada" in page and 'id="sign-in"' not in page

@@ -38,7 +38,7 @@ def test_the_named_proxy_signs_people_in(peer):
     client = Client(REMOTE_ADDR=peer)
     response = client.get("/", **AS_ADA)
     assert response.status_code == 200
-    assert "Sign out ada" in response.content.decode()
+    assert "Signed in as ada" in response.content.decode()
     ada = get_user_model().objects.get(username="ada")
     assert ada.email == "ada@example.com" and not ada.is_staff
     assert client.get("/tracks/", **AS_ADA).status_code == 200  # the same session, no second account
@@ -85,7 +85,7 @@ def test_another_name_from_the_proxy_replaces_the_person():
     client = Client(REMOTE_ADDR=PROXY)
     client.get("/", **AS_ADA)
     page = client.get("/", HTTP_X_FORWARDED_USER="bob").content.decode()
-    assert "Sign out bob" in page and "Sign out ada" not in page
+    assert "Signed in as bob" in page and "ada" not in page  # no Sign out: the proxy signs in
 
 
 @pytest.mark.usefixtures("proxy_mode")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth import SESSION_KEY as USER_KEY
 from django.contrib.auth import middleware as auth_middleware
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -141,11 +142,19 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
 
 
 def login_context(request: HttpRequest) -> dict[str, object]:
-    """Templates show the sign-out button when logging in is required, and the sign-in page a
-    button for the identity provider when one is configured."""
+    """The header offers Sign out to anyone signed in (a proxy's header: who it is) and Sign in
+    when an identity provider is configured; the sign-in page shows the provider's button."""
     from playground.web.oidc import configured
 
     return {
         "login_required": login_required_on(),
         "oidc_provider": setting("OIDC_PROVIDER_NAME") if configured() else None,
+        # Signed in by a proxy's header, signing out here would last until the next request.
+        "proxy_signed_in": _signed_in_by_proxy(request),
     }
+
+
+def _signed_in_by_proxy(request: HttpRequest) -> bool:
+    session = getattr(request, "session", None)
+    backend = session.get(BACKEND_SESSION_KEY, "") if session is not None else ""
+    return backend.endswith(".ProxyUserBackend")
