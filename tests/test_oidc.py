@@ -157,3 +157,13 @@ def test_the_header_offers_sign_in_with_a_provider_and_sign_out_to_whoever_is_si
     person.force_login(get_user_model().objects.create_user("ada", password="a long password"))
     page = person.get("/").content.decode()  # sign-in is optional here, and ada may sign out
     assert "Sign out ada" in page and 'id="sign-in"' not in page
+
+
+def test_the_sign_in_page_says_signing_in_is_optional_where_it_is(settings):
+    from tests.test_every_page import configure_oidc
+
+    configure_oidc(settings)
+    optional = Client().get("/accounts/login/").content.decode()
+    assert "open to signed-in people only" not in optional and "in every browser" in optional
+    settings.PLAYGROUND = {**settings.PLAYGROUND, "REQUIRE_LOGIN": True}
+    assert "open to signed-in people only" in Client().get("/accounts/login/").content.decode()
