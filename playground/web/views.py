@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 import recipes
 from playground import sandbox
-from playground.running import comparing, limits, service
+from playground.running import comparing, joined, limits, service
 from playground.running.deadline import client_of
 from playground.sandbox import health, servers
 from playground.web.charts import comparison_rows
@@ -44,7 +44,8 @@ def shelf(request: HttpRequest) -> HttpResponse:
 @refusals()
 def recipe_page(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
-    return render(request, "recipe.html", page_context(request, recipe, link_form(recipe, request.GET)))
+    form = link_form(recipe, request.GET, version=joined.version(request.session))
+    return render(request, "recipe.html", page_context(request, recipe, form))
 
 
 @require_POST
