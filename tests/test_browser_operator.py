@@ -47,6 +47,8 @@ def test_staff_sign_in_read_the_status_and_reap_now(sized_page, live_server, mak
     sized_page.get_by_label("Password").fill(PASSWORD)
     sized_page.get_by_role("button", name="Log in").click()
     expect(sized_page.locator("#figure-sandboxes")).to_contain_text("1 of 200")
+    expect(sized_page.locator("#server-main td")).to_have_text(["18", "1", "up"])
+    expect(sized_page.locator("#server-pg16 td").first).to_have_text("16")
     assert sideways(sized_page) <= 0
     sized_page.get_by_role("button", name="Reap now").click()
     expect(sized_page.locator(".messagelist")).to_contain_text("1 idle sandbox(es) dropped")

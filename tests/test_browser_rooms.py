@@ -98,3 +98,26 @@ def test_projector_mode_puts_run_first_and_the_hosts_run_big(page, live_server):
     page.goto(host_url)
     expect(page.locator("#host-queries")).to_have_text("1")  # the host's own run, big
     assert page.locator("#host-queries").evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 48
+
+
+def test_a_room_made_for_16_runs_its_participants_there(page, participants, live_server):
+    host, person = page, participants[0]
+    host.goto(live_server.url + "/rooms/new")
+    for width in (420, 1400):
+        host.set_viewport_size({"width": width, "height": 900})
+        assert host.evaluate("document.documentElement.scrollWidth") <= width
+    expect(host.get_by_label("PostgreSQL 18")).to_be_checked()
+    host.get_by_label("Room name").fill("Still on 16")
+    host.get_by_label("Track").select_option("onboarding")
+    host.get_by_label("PostgreSQL 16").check()
+    host.get_by_role("button", name="Make the room").click()
+    expect(host.locator("#room-version")).to_have_text("PostgreSQL 16")
+    host.get_by_role("button", name="Push the step").click()
+    person.goto(host.locator("#join-url").inner_text())
+    person.get_by_label("Your name").fill("Ada")
+    person.get_by_role("button", name="Join").click()
+    expect(person).to_have_url(live_server.url + "/tracks/onboarding/1/")
+    person.locator(".question input").fill("0")
+    person.get_by_role("button", name="Predict and run").click()
+    expect(person.locator("#ran-on")).to_contain_text("Ran on PostgreSQL 16.")
+    expect(host.locator("#board .run-state")).to_have_text(["timestamp-mixin / raw-update: ok"])

@@ -60,3 +60,30 @@ def test_a_run_on_16_says_so_and_uuid7_is_refused_there(page, live_server, conso
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("#ran-on")).to_contain_text("Ran on PostgreSQL 18.")
     page.screenshot(path="/tmp/pg16-run-1400.png", full_page=True)
+
+
+def test_a_prediction_on_16_runs_there_and_its_link_reopens_on_16(page, live_server, console_errors):
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(live_server.url + "/recipes/eager-loading/?authors=12")
+    page.evaluate("window.__marker = 1")
+    page.get_by_label("PostgreSQL 16", exact=True).check()
+    page.locator("#guess-lazy-queries").fill("13")
+    page.locator("button.predict[value=lazy-queries]").click()
+    expect(page.locator("#ran-on")).to_contain_text("Ran on PostgreSQL 16.")
+    expect(page.locator(".learn-result")).to_contain_text("Right")
+    assert page.evaluate("window.__marker") == 1, "the page was reloaded instead of swapping the results"
+    expect(page.get_by_label("PostgreSQL 16", exact=True)).to_be_checked()
+    link = page.locator("#share-link").get_attribute("href")
+    assert "pg=16" in link and "authors=12" in link
+    other = page.context.browser.new_context()
+    try:
+        shared_page = other.new_page()
+        shared_page.goto(live_server.url + link)
+        expect(shared_page.get_by_label("PostgreSQL 16", exact=True)).to_be_checked()
+    finally:
+        other.close()
+    page.goto(live_server.url + "/history")
+    page.get_by_role("link", name="run again").click()
+    expect(page.get_by_label("PostgreSQL 16", exact=True)).to_be_checked()
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0

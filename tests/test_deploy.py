@@ -270,7 +270,12 @@ def test_gunicorn_serves_the_site_behind_a_tls_proxy(served):
     assert response.status == 301 and response.getheader("Location") == f"https://{HOST}/"
     response, body = site.request("GET", "/healthz", https=False, Host="10.1.2.3:8000")
     assert response.status == 200
-    assert json.loads(body) == {"ok": True, "app_database": "ok", "sandbox_database": "ok"}
+    assert json.loads(body) == {
+        "ok": True,
+        "app_database": "ok",
+        "sandbox_database": "ok",
+        "sandbox_servers": [{"name": "main", "version": 18, "state": "up"}],
+    }
     response, _ = site.request("GET", "/", Host="evil.example")
     assert response.status == 400
 

@@ -147,3 +147,57 @@ def test_the_api_lists_questions_and_challenges(client):
     assert eager["questions"][0]["variant"] == "lazy" and eager["questions"][0]["kind"] == "number"
     assert eager["challenges"][0]["params"] == {"authors": 50, "direction": "authors-books"}
     assert eager["challenges"][0]["checks"] == ["queries ≤ 2", "errors ≤ 0"]
+
+
+def checked_version(html: bytes) -> list[bytes]:
+    """The `pg` radio buttons the page shows checked."""
+    tags = re.findall(rb'<input[^>]*name="pg"[^>]*>', html)
+    return [re.search(rb'value="(\d+)"', tag).group(1) for tag in tags if b"checked" in tag]
+
+
+def test_a_prediction_runs_on_the_version_picked_and_the_page_keeps_it(client):
+    response = post(
+        client,
+        "/recipes/eager-loading/predict",
+        {"authors": "12", "question": "lazy-queries", "guess-lazy-queries": "13", "pg": "16"},
+    )
+    assert response.status_code == 200, response.content[:400]
+    assert "Ran on PostgreSQL 16." in text_of(response.content)
+    assert checked_version(response.content) == [b"16"]
+    assert Run.objects.get().result["server_version"].startswith("16.")
+    as_json = api(
+        client,
+        "/api/recipes/eager-loading/predict",
+        {"question": "lazy-queries", "guess": 13, "params": {"authors": 12}, "pg": 16},
+    )
+    assert as_json.status_code == 200 and as_json.json()["server"] == "pg16"
+    assert as_json.json()["answer"]["right"] is True  # the same truth on either version
+
+
+def test_a_challenge_and_its_baselines_run_on_the_version_picked(client):
+    response = api(
+        client,
+        "/api/recipes/bulk-insert/challenge",
+        {"challenge": "five-times-faster", "variant": "copy", "params": {"batch_size": 1000}, "pg": 16},
+    )
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["server"] == "pg16" and data["baselines"]["add-loop"]["server"] == "pg16"
+    assert {r["server_version"][:3] for r in Run.objects.values_list("result", flat=True)} == {"16."}
+    page = post(
+        client,
+        "/recipes/eager-loading/challenge",
+        {"variant": "lazy", "challenge": "two-queries", "pg": "16"},
+    )
+    assert page.status_code == 200 and checked_version(page.content) == [b"16"]
+    assert Run.objects.order_by("-created_at").first().result["server"] == "pg16"
+
+
+@pytest.mark.parametrize("path", ["predict", "challenge"])
+def test_a_version_not_offered_is_400_on_the_field_and_runs_nothing(client, path):
+    body = {"question": "lazy-queries", "guess": 3, "challenge": "two-queries", "pg": 99}
+    response = api(client, f"/api/recipes/eager-loading/{path}", body)
+    assert response.status_code == 400 and "16 and 18" in response.json()["errors"]["pg"][0]
+    page = post(client, f"/recipes/eager-loading/{path}", {**body, "guess-lazy-queries": "3"})
+    assert page.status_code == 400 and b"is not offered here" in page.content
+    assert not Run.objects.exists()

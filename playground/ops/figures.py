@@ -1,7 +1,8 @@
 """The figures an operator sizes an instance by, read fresh on each visit of the status page.
 
 Each is one cheap query: counts over indexed columns of the app database, and two catalog reads
-on the sandbox server (`pg_database_size`, `pg_stat_activity`). The connection budget is the one
+on the sandbox server (`pg_database_size`, `pg_stat_activity`), and a `SELECT 1` on each sandbox
+server for its state (`sandbox.health`). The connection budget is the one
 `connection_budget` promises for this instance's gunicorn settings (WEB_CONCURRENCY x
 GUNICORN_THREADS, as gunicorn.conf.py reads them): connections in use above it mean another
 instance, or another client, shares the server.
@@ -10,6 +11,7 @@ instance, or another client, shares the server.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -22,6 +24,7 @@ from playground import sandbox
 from playground.conf import setting
 from playground.models import Room, Run, Sandbox
 from playground.ops import tally
+from playground.sandbox import health, servers
 
 WINDOW_MINUTES = 10
 """Rates are averaged over this many minutes (and shown minute by minute)."""
@@ -35,6 +38,19 @@ class Minute:
     runs: int
     too_many: int
     unavailable: int
+
+
+@dataclass(frozen=True)
+class ServerLoad:
+    """One sandbox server on the status page: its state and the sandboxes the registry puts there."""
+
+    name: str
+    version: int
+    state: str
+    sandboxes: int
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,8 @@ class Status:
     runs_total: int
     minutes: list[Minute]
     """Oldest first; the last is the minute in progress."""
+    servers: list[ServerLoad]
+    """Every sandbox server, `main` first."""
 
     @property
     def runs_per_minute(self) -> float:
@@ -93,6 +111,7 @@ class Status:
                 "refused_503": self.unavailable_per_minute,
             },
             "minutes": [m.__dict__ for m in self.minutes],
+            "servers": [s.to_json() for s in self.servers],
         }
 
 
@@ -127,6 +146,15 @@ def runs_by_minute(minutes: int) -> dict:
     return {row["minute"]: row["runs"] for row in rows}
 
 
+def server_loads() -> list[ServerLoad]:
+    """Each sandbox server's state (an embedded one nobody used yet is not started by asking) and
+    its sandboxes; rows naming no server live on `main`."""
+    counts = Counter()
+    for row in Sandbox.objects.values("server").annotate(n=Count("id")).order_by():
+        counts[row["server"] or servers.MAIN] += row["n"]
+    return [ServerLoad(s.name, s.version, s.state, counts[s.name]) for s in health.states()]
+
+
 def current(minutes: int = WINDOW_MINUTES) -> Status:
     with sandbox.admin_engine().connect() as conn:
         size, connections, max_connections = conn.execute(text(_SERVER)).one()
@@ -150,4 +178,5 @@ def current(minutes: int = WINDOW_MINUTES) -> Status:
         rooms_open=Room.objects.filter(expires_at__gt=timezone.now()).count(),
         runs_total=Run.objects.count(),
         minutes=rows,
+        servers=server_loads(),
     )

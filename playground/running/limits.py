@@ -19,7 +19,8 @@ from django.db import connection
 from django.utils import timezone
 
 from playground.conf import setting
-from playground.models import Member, Room, RunAllowance
+from playground.models import Member, RunAllowance
+from playground.running import joined
 
 # --- run rate -------------------------------------------------------------------------------
 _TAKE = """
@@ -37,8 +38,7 @@ _REFILL = (
 )
 
 
-ROOMS_KEY = "rooms"
-"""Session key: room code → the member id this session joined it as (see `running.rooms`)."""
+ROOMS_KEY = joined.ROOMS_KEY
 
 
 @dataclass(frozen=True)
@@ -70,18 +70,11 @@ class Allowance:
 
 def allowance(session) -> Allowance:
     """This session's bucket: the open room it joined last, if any, else its own."""
-    members = list((session.get(ROOMS_KEY) or {}).values())  # loads the session: a bad key is dropped
+    room = joined.latest(session)  # loads the session: a bad key is dropped
     if session.session_key is None:
         session.save()  # a first request: give the session its key now
-    if members:
-        room = (
-            Room.objects.filter(members__pk__in=members, expires_at__gt=timezone.now())
-            .order_by("-pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        if room is not None:
-            return Allowance(f"room:{room}", max(1, Member.objects.filter(room_id=room).count()))
+    if room is not None:
+        return Allowance(f"room:{room.room}", max(1, Member.objects.filter(room_id=room.room).count()))
     return Allowance(session.session_key, 1)
 
 

@@ -31,7 +31,7 @@ from playground import sandbox
 from playground.conf import setting
 from playground.models import Member, PreparedSandbox, Room, RunAllowance, Sandbox
 from playground.running import rooms, service
-from playground.running.service import SESSION_KEY
+from playground.running.service import session_key
 from recipes.base import Recipe
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,13 @@ def _prepare(room_id: int, worker: str) -> None:
             if recipe is None or seed.get("variant") not in recipe.variants:
                 raise RuntimeError("the room's recipe to seed with is gone")
             session: dict[str, Any] = {}
-            result = service.run_recipe(session, recipe, seed["variant"], seed.get("params", {}), keep=False)
+            variant, params = seed["variant"], seed.get("params", {})
+            result = service.run_recipe(session, recipe, variant, params, keep=False, version=room.version)
             if not result.ok and not recipe.variants[seed["variant"]].fails_on_purpose:
                 raise RuntimeError(result.error or "the seeding run failed")
-            Sandbox.objects.filter(role=session[SESSION_KEY]).update(uses=PREPARED_USES)
-            PreparedSandbox.objects.create(room_id=room_id, role=session[SESSION_KEY])
+            role = session[session_key(room.version)]
+            Sandbox.objects.filter(role=role).update(uses=PREPARED_USES)
+            PreparedSandbox.objects.create(room_id=room_id, role=role)
     except Exception as exc:  # the host page says why; the thread must not die silently
         log.exception("preparing sandboxes for room %s stopped", room_id)
         Room.objects.filter(pk=room_id, prepare_worker=worker).update(prepare_error=str(exc)[:500])
@@ -135,8 +137,10 @@ def progress(room: Room) -> dict[str, Any]:
 
 
 def take_prepared(session, room: Room, member: Member) -> bool:
-    """Give a joining member one of the room's prepared sandboxes, unless their session has one."""
-    if session.get(SESSION_KEY):
+    """Give a joining member one of the room's prepared sandboxes (of the room's version), unless
+    their session has one of that version."""
+    key = session_key(room.version)
+    if session.get(key):
         return False
     with transaction.atomic():
         spare = (
@@ -149,15 +153,16 @@ def take_prepared(session, room: Room, member: Member) -> bool:
             return False
         spare.member = member
         spare.save(update_fields=["member"])
-    session[SESSION_KEY] = spare.role
+    session[key] = spare.role
     return True
 
 
 def member_roles(room: Room) -> list[str]:
-    """The sandbox roles of the room's members, read from their sessions."""
+    """The sandbox roles of the room's members of the room's version, read from their sessions."""
     members = list(room.members.all())
     data = rooms.sessions_of(members)
-    return [r for m in members if (r := data.get(m.session_key, {}).get(SESSION_KEY))]
+    key = session_key(room.version)
+    return [r for m in members if (r := data.get(m.session_key, {}).get(key))]
 
 
 def reset_all(room: Room) -> int:

@@ -29,7 +29,7 @@ from django.utils import timezone
 from playground.conf import setting
 from playground.models import Member, Room, Run, StepProgress
 from playground.running import limits, progress
-from playground.running.service import SESSION_KEY
+from playground.running.service import session_key
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 """Letters and digits that cannot be misread for one another on a projector (no I, O, 0, 1)."""
@@ -43,8 +43,11 @@ def normal_code(code: str) -> str:
     return "".join(c for c in code.upper() if c.isalnum())[:16]
 
 
-def create(name: str, *, track: str = "", recipes: Iterable[str] = (), owner: Any = None) -> Room:
-    """A new room open for ROOM_HOURS, with a fresh host token and join code."""
+def create(
+    name: str, *, track: str = "", recipes: Iterable[str] = (), owner: Any = None, version: int | None = None
+) -> Room:
+    """A new room open for ROOM_HOURS, with a fresh host token and join code, its participants'
+    runs on PostgreSQL `version` (None: the default)."""
     expires = timezone.now() + timedelta(hours=setting("ROOM_HOURS"))
     code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
     return Room.objects.create(
@@ -55,6 +58,7 @@ def create(name: str, *, track: str = "", recipes: Iterable[str] = (), owner: An
         track=track,
         recipes=list(recipes),
         expires_at=expires,
+        version=version,
     )
 
 
@@ -197,7 +201,8 @@ def board(room: Room) -> list[Seat]:
     """Every member with their latest run and their progress on the current track step."""
     members = list(room.members.all())
     data = sessions_of(members)
-    roles = {m.pk: data.get(m.session_key, {}).get(SESSION_KEY) for m in members}
+    key = session_key(room.version)  # the sandbox its members run in: the room's version
+    roles = {m.pk: data.get(m.session_key, {}).get(key) for m in members}
     learners = {m.pk: data.get(m.session_key, {}).get(progress.LEARNER_KEY) for m in members}
     latest = (
         Run.objects.filter(

@@ -13,7 +13,7 @@ import recipes
 from playground import sandbox
 from playground.conf import setting
 from playground.models import Run, Sandbox
-from playground.running import apart, limits, runner, sweeps
+from playground.running import apart, joined, limits, runner, sweeps
 from playground.running.deadline import Watch
 from playground.running.sweeps import SweepSpec, sweep_lines
 from playground.sandbox.engines import SANDBOX_MAX_OVERFLOW
@@ -130,7 +130,9 @@ def _runs(
 ) -> tuple[Sandbox, list[RunResult]]:
     """`repeats` runs back to back in one run slot (a heavy one if the declared cost says so),
     stopping at the first that fails; each run has its own deadline. Each result is cut to what a
-    page shows (`RunResult.trimmed`) and says which server ran it."""
+    page shows (`RunResult.trimmed`) and says which server ran it. A run asking for no version
+    gets its room's, in a room made for one (`joined`), else the default."""
+    version = version if version is not None else joined.version(session)
     needs_version(recipe, variant, version or sandbox.default_version())  # before a sandbox is made
     box = sandbox_for(session, version)
     server = sandbox.named(box.server)

@@ -12,6 +12,7 @@ each lives:
 - `engines`   the admin engine, one pooled engine per recent sandbox, run slots, connection budget
 - `roles`     a sandbox's role and schema: provision, reset, drop
 - `servers`   the sandbox servers, each with its PostgreSQL version; the least loaded of a version
+- `health`    each server's state (up, down, or an embedded one not started yet), starting nothing
 - `admission` who gets a new sandbox (the instance's cap, each client address's share), and
               when an idle one is due
 - `registry`  the registry rows: claim, touch, size and quota, reaping idle sandboxes

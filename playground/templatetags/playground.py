@@ -134,15 +134,19 @@ def statement_stats(value):
 
 
 @register.simple_tag
-def share_url(slug: str, variant: str, params: dict) -> str:
-    """The recipe page with its form pre-filled with these parameters."""
+def share_url(slug: str, variant: str, params: dict, ran_on: str = "") -> str:
+    """The recipe page with its form pre-filled with these parameters and, given the
+    `server_version` a run `ran_on`, that version picked."""
     from urllib.parse import urlencode
 
     from django.urls import reverse
 
+    from playground.web.versions import link_version
+
+    version = link_version(ran_on)
     if slug == SCRATCHPAD:  # SQL typed in the scratchpad opens there again
-        return f"{reverse('sql')}?{urlencode({'sql': params.get('sql', '')})}"
-    return f"{reverse('recipe', args=[slug])}?{urlencode({'variant': variant, **params})}"
+        return f"{reverse('sql')}?{urlencode({'sql': params.get('sql', ''), **version})}"
+    return f"{reverse('recipe', args=[slug])}?{urlencode({'variant': variant, **params, **version})}"
 
 
 @register.simple_tag

@@ -16,7 +16,7 @@ from playground.web.charts import LineChart, line_chart
 from playground.web.forms import RunForm, SweepForm
 from playground.web.recipe_page import page_context, recipe_or_404, refused_page, shown, sweep_request
 from playground.web.respond import KNOWN, Refusal, as_refusal, refusals, respond
-from playground.web.versions import asked_version, shown_version
+from playground.web.versions import asked_version, link_version, shown_version
 from recipes import scratchpad
 from recipes.base import Recipe
 from recipes.results import result_from_json
@@ -140,8 +140,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     def context() -> dict[str, Any]:
         recipe = recipe_or_404(stored.recipe)
         result = result_from_json(stored.result)
-        ran_on = result.server_version.split(".")[0]  # reopened on the version it ran on
-        version = {"pg": int(ran_on)} if ran_on.isdigit() else {}
+        version = link_version(result.server_version)  # reopened on the version it ran on
         form = RunForm(recipe, {**stored.params, "variant": stored.variant, **version})
         return page_context(request, recipe, form, result=result, reopened=stored)
 

@@ -39,7 +39,8 @@ def _title(result: RunResult) -> str:
 
 
 def _link(request: HttpRequest, result: RunResult) -> str:
-    return request.build_absolute_uri(share_url(result.recipe, result.variant, declared_order(result)))
+    link = share_url(result.recipe, result.variant, declared_order(result), result.server_version)
+    return request.build_absolute_uri(link)
 
 
 def markdown(request: HttpRequest, text: str, *, filename: str, title: str, back: str) -> HttpResponse:

@@ -12,6 +12,7 @@ from playground.running import learn
 from playground.web.forms import RunForm
 from playground.web.recipe_page import page_context, recipe_or_404, refused_page, shown
 from playground.web.respond import Refusal, read_json, refusals, respond
+from playground.web.versions import asked_version, shown_version
 from recipes.base import Recipe
 from recipes.learning import Challenge, Question
 from recipes.results import jsonable
@@ -110,9 +111,10 @@ def attempt_json(done: learn.Attempt) -> dict[str, Any]:
 @refusals(refused_page)
 def recipe_predict(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
+    version = asked_version(request.POST)
     question, guess, chosen = read_prediction(recipe, request.POST, form=True)
-    done = learn.predict(request.session, recipe, question, guess, chosen)
-    form = RunForm(recipe, shown(chosen))
+    done = learn.predict(request.session, recipe, question, guess, chosen, version=version)
+    form = RunForm(recipe, {**shown(chosen), **shown_version(version)})
     context = page_context(request, recipe, form, result=done.result, answer=done.answer)
     return respond(request, "recipe.html", context, data=prediction_json(done))
 
@@ -121,9 +123,10 @@ def recipe_predict(request: HttpRequest, slug: str) -> HttpResponse:
 @refusals(refused_page)
 def recipe_challenge(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
+    version = asked_version(request.POST)
     challenge, chosen = read_attempt(recipe, request.POST, form=True)
-    done = learn.attempt(request.session, recipe, challenge, chosen)
-    form = RunForm(recipe, shown(chosen))
+    done = learn.attempt(request.session, recipe, challenge, chosen, version=version)
+    form = RunForm(recipe, {**shown(chosen), **shown_version(version)})
     context = page_context(request, recipe, form, result=done.result, verdict=done.verdict)
     return respond(request, "recipe.html", context, data=attempt_json(done))
 
@@ -138,16 +141,24 @@ def _body(request: HttpRequest) -> dict[str, Any]:
 @require_POST
 @refusals()
 def api_predict(request: HttpRequest, slug: str) -> JsonResponse:
-    """`{"question": "...", "guess": 81, "variant": "...", "params": {...}}` → the run and the answer."""
+    """`{"question": "...", "guess": 81, "variant": "...", "params": {...}, "pg": 16}` → the run and
+    the answer (`pg` optional: the default version)."""
     recipe = recipe_or_404(slug)
-    question, guess, chosen = read_prediction(recipe, _body(request), form=False)
-    return JsonResponse(prediction_json(learn.predict(request.session, recipe, question, guess, chosen)))
+    body = _body(request)
+    version = asked_version(body)
+    question, guess, chosen = read_prediction(recipe, body, form=False)
+    done = learn.predict(request.session, recipe, question, guess, chosen, version=version)
+    return JsonResponse(prediction_json(done))
 
 
 @require_POST
 @refusals()
 def api_challenge(request: HttpRequest, slug: str) -> JsonResponse:
-    """`{"challenge": "...", "variant": "...", "params": {...}}` → the run and the verdict."""
+    """`{"challenge": "...", "variant": "...", "params": {...}, "pg": 16}` → the run and the verdict
+    (`pg` optional: the default version)."""
     recipe = recipe_or_404(slug)
-    challenge, chosen = read_attempt(recipe, _body(request), form=False)
-    return JsonResponse(attempt_json(learn.attempt(request.session, recipe, challenge, chosen)))
+    body = _body(request)
+    version = asked_version(body)
+    challenge, chosen = read_attempt(recipe, body, form=False)
+    done = learn.attempt(request.session, recipe, challenge, chosen, version=version)
+    return JsonResponse(attempt_json(done))

@@ -59,12 +59,13 @@ def form_values(recipe: Recipe, data: Mapping[str, Any]) -> dict[str, Any]:
         return {**exc.values, **pg}
 
 
-def link_form(recipe: Recipe, query: Mapping[str, Any]) -> RunForm:
-    """The form a shared link pre-fills, showing what is wrong with a hand-edited one; runs nothing."""
+def link_form(recipe: Recipe, query: Mapping[str, Any], *, version: int | None = None) -> RunForm:
+    """The form a shared link pre-fills, showing what is wrong with a hand-edited one; runs nothing.
+    `version` is picked when the link names none (a workshop room's)."""
     if not query:
-        return RunForm(recipe)
+        return RunForm(recipe, shown_version(version)) if version else RunForm(recipe)
     try:
-        version = shown_version(asked_version(query))
+        version = shown_version(asked_version(query) or version)
         return RunForm(recipe, {**shown(recipe.validate(from_link(recipe, query), form=True)), **version})
     except InvalidParams as exc:
         return RunForm(recipe, exc.values, errors=exc.errors)

@@ -18,12 +18,15 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseClientRedirect
 
 import recipes
+from playground import sandbox
 from playground.models import Member, Room
 from playground.running import room_sandboxes, rooms
 from playground.sandbox import current_client
 from playground.web.access import client_address
 from playground.web.respond import UNAVAILABLE, Refusal, read_json, refusals, respond, wants_json
 from playground.web.tracks import available
+from playground.web.versions import FIELD, asked_version
+from recipes.validation import InvalidParams
 
 POLL_SECONDS = 2
 NAME_LENGTH = 40
@@ -53,7 +56,9 @@ def text_field(data: Any, key: str) -> str:
 
 # --- making a room ------------------------------------------------------------------------------
 def _new_context() -> dict[str, Any]:
-    return {"tracks": list(available().values()), "sections": recipes.by_section()}
+    newest_first = sandbox.versions()[::-1]  # as a run form lists them
+    offered = {"versions": newest_first, "default_version": sandbox.default_version()}
+    return {"tracks": list(available().values()), "sections": recipes.by_section(), **offered}
 
 
 def _create(request: HttpRequest, data: Any) -> Room:
@@ -71,9 +76,14 @@ def _create(request: HttpRequest, data: Any) -> Room:
         errors["recipes"] = ["Choose a track or at least one recipe."]
     elif unknown := [s for s in chosen if recipes.get(s) is None]:
         errors["recipes"] = [f"Unknown recipes: {', '.join(unknown)}."]
+    version = None
+    try:
+        version = asked_version(data)
+    except InvalidParams as exc:
+        errors |= exc.errors
     if errors:
         raise Refusal(400, errors=errors)
-    return rooms.create(name, track=track, recipes=chosen, owner=request.user)
+    return rooms.create(name, track=track, recipes=chosen, owner=request.user, version=version)
 
 
 def _refused_new(request: HttpRequest, refusal: Refusal) -> HttpResponse:
@@ -103,6 +113,7 @@ def room_json(request: HttpRequest, room: Room, *, host: bool = False) -> dict[s
         "join_url": request.build_absolute_uri(reverse("room", args=[room.code])),
         "track": room.track or None,
         "recipes": room.recipes,
+        "version": room.version or sandbox.default_version(),
         "step": {**room.step, "url": target[0], "label": target[1]} if target else None,
         "step_version": room.step_version,
         "expires_at": room.expires_at.isoformat(),
@@ -125,7 +136,8 @@ def step_target(room: Room) -> tuple[str, str] | None:
     if recipe is None:
         return None
     query = step.get("query", "")
-    url = reverse("recipe", args=[recipe.slug]) + (f"?{query}" if query else "")
+    with_version = "&".join(q for q in (query, f"{FIELD}={room.version}" if room.version else "") if q)
+    url = reverse("recipe", args=[recipe.slug]) + (f"?{with_version}" if with_version else "")
     return url, recipe.title + (f" ({query.replace('&', ', ')})" if query else "")
 
 

@@ -33,3 +33,17 @@ def asked_version(data: Any) -> int | None:
 def shown_version(version: int | None) -> dict[str, int]:
     """The form's value for the version a run used."""
     return {FIELD: version or sandbox.default_version()}
+
+
+def major_of(server_version: str) -> int | None:
+    """The major version of a run's `server_version` ("16.14" → 16), None when it is not known
+    (a run stored before runs said where they ran, or one that never reached a server)."""
+    major = (server_version or "").split(".")[0]
+    return int(major) if major.isdigit() else None
+
+
+def link_version(server_version: str) -> dict[str, int]:
+    """The `pg` of a link that opens a run again on the version it ran on: empty when that is
+    not known or the site offers one version only (its form has no choice to pre-select)."""
+    major = major_of(server_version)
+    return {FIELD: major} if major is not None and len(sandbox.versions()) > 1 else {}

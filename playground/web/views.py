@@ -13,8 +13,9 @@ from sqlalchemy import text
 
 import recipes
 from playground import sandbox
-from playground.running import comparing, limits, service
+from playground.running import comparing, joined, limits, service
 from playground.running.deadline import client_of
+from playground.sandbox import health, servers
 from playground.web.charts import comparison_rows
 from playground.web.forms import RunForm
 from playground.web.recipe_page import (
@@ -43,7 +44,8 @@ def shelf(request: HttpRequest) -> HttpResponse:
 @refusals()
 def recipe_page(request: HttpRequest, slug: str) -> HttpResponse:
     recipe = recipe_or_404(slug)
-    return render(request, "recipe.html", page_context(request, recipe, link_form(recipe, request.GET)))
+    form = link_form(recipe, request.GET, version=joined.version(request.session))
+    return render(request, "recipe.html", page_context(request, recipe, form))
 
 
 @require_POST
@@ -125,7 +127,10 @@ def sandbox_reset(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    checks = {}
+    """The container's probe: 503 when the app database or `main` does not answer. Every other
+    sandbox server's state is reported beside them but does not fail the probe: while one is down
+    only its own sessions wait, so restarting this container would not help them."""
+    checks: dict[str, Any] = {}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -139,7 +144,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         checks["sandbox_database"] = f"error: {exc}"
     healthy = all(v == "ok" for v in checks.values())
-    response = JsonResponse({"ok": healthy, **checks}, status=200 if healthy else 503)
+    main = health.ServerState(servers.MAIN, sandbox.default_version(), health.UP if healthy else health.DOWN)
+    others = [health.state_of(server) for server in servers.configured()[1:]]
+    listed = [state.to_json() for state in (main, *others)]
+    response = JsonResponse(
+        {"ok": healthy, **checks, "sandbox_servers": listed}, status=200 if healthy else 503
+    )
     if not healthy:
         response["Retry-After"] = str(RETRY_SOON)
     return response
