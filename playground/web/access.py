@@ -146,15 +146,25 @@ def login_context(request: HttpRequest) -> dict[str, object]:
     when an identity provider is configured; the sign-in page shows the provider's button."""
     from playground.web.oidc import configured
 
+    signed_in_as, by_proxy = _person(request)
     return {
         "login_required": login_required_on(),
         "oidc_provider": setting("OIDC_PROVIDER_NAME") if configured() else None,
+        "signed_in_as": signed_in_as,
         # Signed in by a proxy's header, signing out here would last until the next request.
-        "proxy_signed_in": _signed_in_by_proxy(request),
+        "proxy_signed_in": by_proxy,
     }
 
 
-def _signed_in_by_proxy(request: HttpRequest) -> bool:
-    session = getattr(request, "session", None)
-    backend = session.get(BACKEND_SESSION_KEY, "") if session is not None else ""
-    return backend.endswith(".ProxyUserBackend")
+def _person(request: HttpRequest) -> tuple[str | None, bool]:
+    """Who is signed in (None: nobody), and whether a proxy's header signed them in."""
+    from playground.web.respond import UNAVAILABLE
+
+    try:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None, False
+        backend = request.session.get(BACKEND_SESSION_KEY, "")
+    except UNAVAILABLE:  # the app database is down: the page saying so has no one to name
+        return None, False
+    return user.get_username(), backend.endswith(".ProxyUserBackend")
