@@ -62,7 +62,7 @@ class Dataset:
             tables=psycopg_sql.Literal([m.__tablename__ for m in self.models]),
         )
         with conn.connection.dbapi_connection.cursor() as cursor:
-            cursor.execute(query)
+            cursor.execute(query.as_string(cursor.connection))
             cursor.nextset()
             tables, stored = cursor.fetchone()
         return bool(tables) and stored == self.signature(size)
