@@ -1,5 +1,5 @@
-"""A warm run's setup asks whether its dataset is current in one statement, and still finds out
-when the person dropped the registry or the tables themselves."""
+"""A warm run's setup asks whether its dataset is current, and which optional indexes it has, in
+one statement, and still finds out when the person dropped the registry, the tables or an index."""
 
 from __future__ import annotations
 
@@ -30,12 +30,32 @@ def sent_during_setup(monkeypatch, engine, slug: str) -> list[str]:
     return sent
 
 
-def test_a_warm_setup_checks_its_dataset_in_one_statement(monkeypatch, engine, run_recipe):
+def test_a_warm_setup_checks_its_dataset_and_indexes_in_one_statement(monkeypatch, engine, run_recipe):
     assert run_recipe(engine, "keyset-pagination", "keyset").ok  # seeds
     sent = sent_during_setup(monkeypatch, engine, "keyset-pagination")
-    about_dataset = [s for s in sent if "_datasets" in s]
-    assert len(about_dataset) == 1, sent
-    assert len(sent) == 3, sent  # the dataset, the optional indexes, DISCARD ALL on return
+    assert len(sent) == 2, sent  # the check, then DISCARD ALL on return
+    assert "_datasets" in sent[0] and "pg_index" in sent[0], sent
+
+
+def test_an_index_dropped_outside_the_run_is_made_again(engine, run_recipe):
+    first = run_recipe(engine, "keyset-pagination", "keyset", index="created_at")
+    assert first.ok, first.error
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_documents_created_at"))
+    again = run_recipe(engine, "keyset-pagination", "keyset", index="created_at")
+    assert again.ok, again.error
+    assert "created index ix_documents_created_at" in " ".join(again.setup), again.setup
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT to_regclass('ix_documents_created_at') IS NOT NULL")).scalar()
+
+
+def test_an_index_made_outside_the_run_is_dropped_when_not_wanted(engine, run_recipe):
+    assert run_recipe(engine, "keyset-pagination", "keyset", index="none").ok
+    with engine.begin() as conn:
+        conn.execute(text("CREATE INDEX ix_documents_created_at ON documents (created_at)"))
+    again = run_recipe(engine, "keyset-pagination", "keyset", index="none")
+    assert again.ok, again.error
+    assert "dropped index ix_documents_created_at" in " ".join(again.setup), again.setup
 
 
 def test_a_dropped_registry_is_made_again_and_the_dataset_reseeded(engine, run_recipe):
