@@ -8,8 +8,9 @@ server (see bench.environment), DEBUG off. After warm-up requests of one session
 
 - the round trips of one request, in order, by who sent them (the app database, the sandbox
   administrator, the sandbox role), each with its median wall time over `--requests` requests:
-  every statement, COMMIT and ROLLBACK the driver sent, the pool's pre-ping and reset included,
-  since they are counted on psycopg's own methods;
+  every statement, BEGIN, COMMIT and ROLLBACK the driver sent, the pool's pre-ping and reset
+  included, since they are counted on psycopg's own methods (a BEGIN, which psycopg sends by
+  itself ahead of a transaction's first statement, is timed with that statement);
 - the time per request in-process (median) and how much of it was spent in round trips, then
   cProfile's functions by cumulative time over `--requests` more requests.
 
@@ -46,13 +47,17 @@ class RoundTrips:
         import psycopg
         from psycopg.pq import TransactionStatus
 
-        def wrap(cls, name, describe, sends=lambda conn: True):
+        def wrap(cls, name, describe, sends=lambda conn: True, opens=False):
             original = getattr(cls, name)
 
             def traced(obj, *args, **kwargs):
                 conn = obj if isinstance(obj, psycopg.Connection) else obj.connection
                 if not self.active or getattr(self._inside, "busy", False) or not sends(conn):
                     return original(obj, *args, **kwargs)
+                if opens and not conn.autocommit and not in_transaction(conn):
+                    # psycopg opens the transaction with a BEGIN of its own, a round trip of
+                    # its own before the statement's, timed here with the statement.
+                    self.sent.append((who(conn), "BEGIN (psycopg's own, timed with the next line)", 0.0))
                 self._inside.busy = True
                 started = time.perf_counter()
                 try:
@@ -69,9 +74,9 @@ class RoundTrips:
         def in_transaction(conn):
             return conn.pgconn.transaction_status != TransactionStatus.IDLE
 
-        wrap(psycopg.Cursor, "execute", first_line)
-        wrap(psycopg.Cursor, "executemany", first_line)
-        wrap(psycopg.Connection, "execute", first_line)
+        wrap(psycopg.Cursor, "execute", first_line, opens=True)
+        wrap(psycopg.Cursor, "executemany", first_line, opens=True)
+        wrap(psycopg.Connection, "execute", first_line, opens=True)
         wrap(psycopg.Connection, "commit", lambda args: "COMMIT", in_transaction)
         wrap(psycopg.Connection, "rollback", lambda args: "ROLLBACK", in_transaction)
 
