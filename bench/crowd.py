@@ -5,7 +5,6 @@ statements, response size, and the memory of the worker and of the run's own pro
 
 from __future__ import annotations
 
-import http.client
 import json
 import random
 import threading
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.report import Figure, quantile
-from bench.server import Gunicorn
+from bench.server import Gunicorn, post
 
 LIGHT = [
     ("keyset-pagination", "keyset", {"rows": 10_000, "page": 5}),
@@ -246,32 +245,6 @@ def sample_workers(site: Gunicorn, stop_at: float, rss: dict[str, Any]) -> None:
         rss["samples"].append(sizes)
         rss["first"] = rss["first"] or max(sizes, default=0)
         time.sleep(0.2)
-
-
-def post(person, slug: str, variant: str, params: dict[str, Any]) -> tuple[float, int, bytes]:
-    """One run as `person`: client wall ms, HTTP status, body. Transport errors are a status 0."""
-    body = json.dumps({"variant": variant, "params": params}).encode()
-    headers = {
-        "Content-Type": "application/json",
-        "Accept": "application/json",
-        "X-CSRFToken": person.cookies["csrftoken"],
-        "Origin": f"http://127.0.0.1:{person.port}",
-    }
-    for _attempt in (1, 2):
-        started = time.perf_counter()
-        try:
-            status, data = person.request("POST", f"/api/recipes/{slug}/run", body, headers)
-            break
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-            # A kept-alive connection the server closed (an idle timeout, a worker replaced):
-            # nothing was run, and a browser sends it again on a new one. So does this person.
-            person.conn = None
-            status, data = 0, f"{type(exc).__name__}: {exc}".encode()
-        except OSError as exc:
-            person.conn = None
-            status, data = 0, f"{type(exc).__name__}: {exc}".encode()
-            break
-    return (time.perf_counter() - started) * 1000, status, data
 
 
 def describe(status: int, body: bytes) -> str:

@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.crowd import describe, post
+from bench.crowd import describe
 from bench.report import Figure, quantile
-from bench.server import Gunicorn
+from bench.server import Gunicorn, post
 
 RECIPE = "keyset-pagination"
 """What the room runs: its default parameters, whose first run seeds 200,000 documents."""

@@ -89,26 +89,36 @@ class Gunicorn:
         shutil.rmtree(self.static, ignore_errors=True)
 
 
-def post_run(browser, slug: str, variant: str, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    """POST /api/recipes/<slug>/run as `browser`: client wall ms and the RunResult JSON."""
+def post(person, slug: str, variant: str, params: dict[str, Any]) -> tuple[float, int, bytes]:
+    """One run as `person`: client wall ms, HTTP status, body. Transport errors are a status 0."""
     body = json.dumps({"variant": variant, "params": params}).encode()
     headers = {
         "Content-Type": "application/json",
         "Accept": "application/json",
-        "X-CSRFToken": browser.cookies["csrftoken"],
-        "Origin": f"http://127.0.0.1:{browser.port}",
+        "X-CSRFToken": person.cookies["csrftoken"],
+        "Origin": f"http://127.0.0.1:{person.port}",
     }
-    for attempt in (1, 2):
+    for _attempt in (1, 2):
         started = time.perf_counter()
         try:
-            status, data = browser.request("POST", f"/api/recipes/{slug}/run", body, headers)
+            status, data = person.request("POST", f"/api/recipes/{slug}/run", body, headers)
             break
-        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-            # An idle keep-alive connection the server closed: nothing was run, send it again.
-            browser.conn = None
-            if attempt == 2:
-                raise
-    elapsed = (time.perf_counter() - started) * 1000
+        except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+            # A kept-alive connection the server closed (an idle timeout, a worker replaced):
+            # nothing was run, and a browser sends it again on a new one. So does this person.
+            person.conn = None
+            status, data = 0, f"{type(exc).__name__}: {exc}".encode()
+        except OSError as exc:
+            person.conn = None
+            status, data = 0, f"{type(exc).__name__}: {exc}".encode()
+            break
+    return (time.perf_counter() - started) * 1000, status, data
+
+
+def post_run(browser, slug: str, variant: str, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """POST /api/recipes/<slug>/run as `browser`: client wall ms and the RunResult JSON; anything
+    but a 200 stops the figure."""
+    elapsed, status, data = post(browser, slug, variant, params)
     if status != 200:
         raise RuntimeError(f"{slug}/{variant}: HTTP {status} {data[:300]!r}")
     return elapsed, json.loads(data)
