@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from playground.models import OperatorAction, Sandbox
 from tests.test_browser import (  # noqa: F401  (fixtures)
@@ -17,27 +16,14 @@ from tests.test_browser import (  # noqa: F401  (fixtures)
     _drop_sandboxes,
     browser,
     console_errors,
-    open_page,
 )
+from tests.test_browser_access import sideways, sized_page  # noqa: F401  (sized_page: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-WIDTHS = {"wide": (1400, 900), "narrow": (420, 900)}
 PASSWORD = "a long enough password"
 
 
-@pytest.fixture(params=list(WIDTHS), ids=list(WIDTHS))
-def sized_page(request, browser, console_errors) -> Iterator[Page]:  # noqa: F811
-    for p in open_page(browser, console_errors):
-        width, height = WIDTHS[request.param]
-        p.set_viewport_size({"width": width, "height": height})
-        yield p
-
-
-def sideways(tab: Page) -> int:
-    return tab.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
-
-
-def test_staff_sign_in_read_the_status_and_reap_now(sized_page, live_server, make_sandbox):
+def test_staff_sign_in_read_the_status_and_reap_now(sized_page, live_server, make_sandbox):  # noqa: F811
     get_user_model().objects.create_superuser("olga", password=PASSWORD)
     idle = make_sandbox()
     Sandbox.objects.filter(pk=idle.pk).update(last_used_at=timezone.now() - timedelta(days=2))

@@ -4,6 +4,7 @@ one statement, and still finds out when the person dropped the registry, the tab
 from __future__ import annotations
 
 import psycopg
+import pytest
 from sqlalchemy import text
 
 import recipes
@@ -58,25 +59,17 @@ def test_an_index_made_outside_the_run_is_dropped_when_not_wanted(engine, run_re
     assert "dropped index ix_documents_created_at" in " ".join(again.setup), again.setup
 
 
-def test_a_dropped_registry_is_made_again_and_the_dataset_reseeded(engine, run_recipe):
+@pytest.mark.parametrize(
+    "drop", ["DROP TABLE _datasets", "DROP TABLE documents CASCADE"], ids=["registry", "table"]
+)
+def test_a_dropped_registry_or_table_is_made_again_and_the_dataset_reseeded(engine, run_recipe, drop):
     first = run_recipe(engine, "keyset-pagination", "keyset")
     assert first.ok, first.error
     with engine.begin() as conn:
-        conn.execute(text("DROP TABLE _datasets"))
+        conn.execute(text(drop))
     again = run_recipe(engine, "keyset-pagination", "keyset")
     assert again.ok, again.error
     assert any(step.startswith("seeded ") for step in again.setup), again.setup
     assert again.rows.data == first.rows.data
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM _datasets")).scalar() >= 1
-
-
-def test_a_dropped_table_is_seeded_again(engine, run_recipe):
-    first = run_recipe(engine, "keyset-pagination", "keyset")
-    assert first.ok, first.error
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE documents CASCADE"))
-    again = run_recipe(engine, "keyset-pagination", "keyset")
-    assert again.ok, again.error
-    assert any(step.startswith("seeded ") for step in again.setup), again.setup
-    assert again.rows.data == first.rows.data
