@@ -265,6 +265,16 @@ SHOWN_COLOURS = """(el) => {
 """An element's text colour and the first opaque background under it."""
 
 
+def test_on_a_narrow_screen_the_compare_bars_keep_their_width(page, live_server):
+    page.set_viewport_size({"width": 420, "height": 900})
+    page.goto(live_server.url + "/recipes/exists-count/?rows=1000")
+    page.get_by_role("button", name="Compare all variants").click()
+    bars = page.locator("#results svg.bar")
+    expect(bars).to_have_count(3)
+    widths = [bars.nth(i).bounding_box()["width"] for i in range(3)]
+    assert min(widths) > 250, widths  # they had none left beside the label and the figures
+
+
 def test_compare_sweep_and_share_link(page, live_server):
     base = live_server.url
     page.goto(base + "/recipes/eager-loading/?authors=12")
