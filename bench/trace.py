@@ -8,9 +8,11 @@ server (see bench.environment), DEBUG off. After warm-up requests of one session
 
 - the round trips of one request, in order, by who sent them (the app database, the sandbox
   administrator, the sandbox role), each with its median wall time over `--requests` requests:
-  every statement, BEGIN, COMMIT and ROLLBACK the driver sent, the pool's pre-ping and reset
-  included, since they are counted on psycopg's own methods (a BEGIN, which psycopg sends by
-  itself ahead of a transaction's first statement, is timed with that statement);
+  every statement, BEGIN, COMMIT and ROLLBACK the driver sent, counted on psycopg's own methods
+  (a BEGIN, which psycopg sends by itself ahead of a transaction's first statement, is timed with
+  that statement). Statements queued in a pipeline are listed as such, then the pipeline's sync,
+  their one round trip; a pooled connection's reset (DISCARD ALL) is listed where it is sent, at
+  checkin, and waited for by nobody;
 - the time per request in-process (median) and how much of it was spent in round trips, then
   cProfile's functions by cumulative time over `--requests` more requests.
 
@@ -29,6 +31,11 @@ import sys
 import threading
 import time
 from collections import Counter
+
+QUEUED = "  queued: "
+NOT_WAITED = "  not waited for: "
+"""Lines that are not round trips of their own: statements queued in a pipeline (sent with its
+sync), and the reset sent at checkin whose answer the next checkout reads."""
 
 
 class RoundTrips:
@@ -54,11 +61,17 @@ class RoundTrips:
                 conn = obj if isinstance(obj, psycopg.Connection) else obj.connection
                 if not self.active or getattr(self._inside, "busy", False) or not sends(conn):
                     return original(obj, *args, **kwargs)
+                self._inside.busy = True
+                if conn._pipeline is not None:  # queued: the pipeline's sync is the round trip
+                    self.sent.append((who(conn), QUEUED + describe(args), 0.0))
+                    try:
+                        return original(obj, *args, **kwargs)
+                    finally:
+                        self._inside.busy = False
                 if opens and not conn.autocommit and not in_transaction(conn):
                     # psycopg opens the transaction with a BEGIN of its own, a round trip of
                     # its own before the statement's, timed here with the statement.
                     self.sent.append((who(conn), "BEGIN (psycopg's own, timed with the next line)", 0.0))
-                self._inside.busy = True
                 started = time.perf_counter()
                 try:
                     return original(obj, *args, **kwargs)
@@ -74,6 +87,28 @@ class RoundTrips:
         def in_transaction(conn):
             return conn.pgconn.transaction_status != TransactionStatus.IDLE
 
+        pipeline_exit = psycopg.Pipeline.__exit__
+
+        def synced(pipeline, *args):
+            started = time.perf_counter()
+            try:
+                return pipeline_exit(pipeline, *args)
+            finally:
+                if self.active:
+                    took = (time.perf_counter() - started) * 1000
+                    self.sent.append((who(pipeline._conn), "pipeline sync: the queued lines above", took))
+
+        psycopg.Pipeline.__exit__ = synced
+        from playground.running import engine
+
+        send_discard = engine.send_discard
+
+        def discard_sent(dbapi_connection, connection_record):
+            if self.active and engine.RESET_DUE in connection_record.info:
+                self.sent.append((who(dbapi_connection), NOT_WAITED + "DISCARD ALL, sent at checkin", 0.0))
+            return send_discard(dbapi_connection, connection_record)
+
+        engine.send_discard = discard_sent  # before any sandbox engine listens with it
         wrap(psycopg.Cursor, "execute", first_line, opens=True)
         wrap(psycopg.Cursor, "executemany", first_line, opens=True)
         wrap(psycopg.Connection, "execute", first_line, opens=True)
@@ -147,7 +182,9 @@ def main(argv: list[str]) -> None:
         for i, (user, sql) in enumerate(shape):
             ms = statistics.median(t[i][2] for t in same)
             print(f"{i + 1:>3} {ms:6.2f} ms  {user:<16} {sql}")
-        print("by sender: " + ", ".join(f"{n} {k}" for k, n in Counter(u for u, _ in shape).items()))
+        waited = [u for u, q in shape if not q.startswith((QUEUED, NOT_WAITED))]
+        print(f"{len(waited)} round trips waited for, by sender: ", end="")
+        print(", ".join(f"{n} {k}" for k, n in Counter(waited).items()))
         in_trips = statistics.median(sum(ms for _, _, ms in t) for t in same)
         print(
             f"\nin-process time per request: median {statistics.median(times):.2f} ms over {len(times)}, "

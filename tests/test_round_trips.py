@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from playground import embedded
 from playground import sandbox as sandboxes
+from playground.running.engine import DISCARD_PENDING, RESET_DUE
 from playground.sandbox.roles import SCRAM_ITERATIONS
 from tests.conftest import connect_kwargs, superuser_url
 
@@ -98,3 +99,44 @@ def test_an_engine_behind_the_cache_is_kept_without_its_connection(make_sandbox,
     assert result.ok, result.error
     assert any(s.main for s in result.statements) and result.plan is not None  # still captured
     assert connections_of(second.role) == 0 and connections_of(first.role) == 1
+
+
+def pooled_record(engine):
+    """The record of the one idle connection in `engine`'s pool."""
+    idle = list(engine.pool._pool.queue)
+    assert len(idle) == 1, idle
+    return idle[0]
+
+
+def backend_pid(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def test_a_connection_goes_back_with_its_reset_sent_and_is_checked_out_after_reading_it(engine):
+    first = backend_pid(engine)
+    assert pooled_record(engine).info.get(DISCARD_PENDING)  # sent, its answer not read yet
+    with engine.connect() as conn:
+        conn.execute(text("SET work_mem = '77MB'"))
+        conn.commit()
+        assert conn.execute(text("SHOW work_mem")).scalar_one() == "77MB"
+    with engine.connect() as conn:  # the same backend, its session as the role left it
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+        assert conn.execute(text("SHOW work_mem")).scalar_one() != "77MB"
+
+
+def test_a_connection_whose_reset_was_never_sent_is_not_handed_out(engine):
+    first = backend_pid(engine)
+    record = pooled_record(engine)
+    record.info.pop(DISCARD_PENDING)
+    record.info[RESET_DUE] = True  # as if the checkin never came: rolled back, not discarded
+    assert backend_pid(engine) != first
+
+
+def test_a_connection_whose_reset_went_unanswered_is_not_handed_out(engine):
+    first = backend_pid(engine)
+    record = pooled_record(engine)
+    record.dbapi_connection.pgconn.get_result()  # the answer read by someone else: none is left
+    while record.dbapi_connection.pgconn.get_result() is not None:
+        pass
+    assert backend_pid(engine) != first

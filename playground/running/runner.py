@@ -10,6 +10,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
+from psycopg import pq
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -148,33 +149,34 @@ def explain(engine: Engine, capture: Capture) -> Plan | None:
     """EXPLAIN ANALYZE the main statement as it was sent, in transactions that are rolled back.
 
     ANALYZE executes the statement, so a write is undone by the rollback. The JSON and the text
-    forms come from two separate executions so that a write never sees its own first run.
+    forms come from two separate executions so that a write never sees its own first run. Both
+    go in one round trip (psycopg's pipeline mode): BEGIN, EXPLAIN, ROLLBACK twice, then one
+    sync. Each EXPLAIN's time in the statement list is the server's own (planning and
+    execution, as the plan reports them), since one round trip carries both.
     """
     main = capture.main
     assert main is not None
     if isinstance(main.parameters, list):  # executemany: nothing single to explain
         return None
     watch = deadline.current()
-    outputs = []
-    with engine.connect() as conn:  # one connection, each EXPLAIN in its own rolled-back transaction
-        dbapi = conn.connection.dbapi_connection
-        for prefix in (EXPLAIN_JSON, EXPLAIN_TEXT):
-            try:
-                if watch is not None:
-                    watch.check()  # sent straight through the driver: no listener refuses it
-            except RunStopped as exc:
-                return Plan(json=[], text=f"EXPLAIN was not run: {exc}")
-            started = time.perf_counter()
-            try:
-                with dbapi.cursor() as cursor:
-                    cursor.execute(prefix + main.sql, main.parameters)
-                    outputs.append(cursor.fetchall())
-            except Exception as exc:  # a timeout, a lock, the deadline: show the run without its plan
-                why = watch.reason if watch is not None and watch.reason else describe_error(exc)
-                return Plan(json=[], text=f"EXPLAIN failed: {why}")
-            finally:
-                dbapi.rollback()
-                capture.add(_explain_statement(prefix + main.sql, main.parameters, started))
+    try:
+        if watch is not None:
+            watch.check()  # sent straight through the driver: no listener refuses it
+    except RunStopped as exc:
+        return Plan(json=[], text=f"EXPLAIN was not run: {exc}")
+    started = time.perf_counter()
+    outputs: list[list[Any]] = []
+    with engine.connect() as conn:
+        try:
+            outputs = _explain_pipelined(conn.connection.dbapi_connection, main)
+        except Exception as exc:  # a timeout, a lock, the deadline: show the run without its plan
+            why = watch.reason if watch is not None and watch.reason else describe_error(exc)
+            return Plan(json=[], text=f"EXPLAIN failed: {why}")
+        finally:
+            wall_ms = (time.perf_counter() - started) * 1000
+            for i, prefix in enumerate((EXPLAIN_JSON, EXPLAIN_TEXT)):
+                took = _server_ms(outputs[i]) if i < len(outputs) else None
+                capture.add(_explain_statement(prefix + main.sql, main.parameters, took or wall_ms))
     json_rows, text_rows = outputs
     plan_json = json_rows[0][0]
     if isinstance(plan_json, str):
@@ -182,11 +184,50 @@ def explain(engine: Engine, capture: Capture) -> Plan | None:
     return Plan(json=plan_json, text="\n".join(r[0] for r in text_rows))
 
 
-def _explain_statement(sql: str, parameters: Any, started: float) -> Statement:
+def _explain_pipelined(dbapi: Any, main: Statement) -> list[list[Any]]:
+    """Both EXPLAINs' rows, each in a transaction of its own, sent in one pipeline.
+
+    The connection is put in autocommit for the pipeline so that psycopg adds no BEGIN of its
+    own; the pipeline's BEGIN and ROLLBACK statements are the transactions. If an EXPLAIN fails,
+    the server skips the rest of the pipeline and its transaction is rolled back here.
+    """
+    dbapi.autocommit = True
+    try:
+        cursors = []
+        with dbapi.pipeline():
+            for prefix in (EXPLAIN_JSON, EXPLAIN_TEXT):
+                dbapi.execute("BEGIN")
+                cursor = dbapi.cursor()
+                cursor.execute(prefix + main.sql, main.parameters)
+                cursors.append(cursor)
+                dbapi.execute("ROLLBACK")
+        return [cursor.fetchall() for cursor in cursors]
+    finally:
+        if not dbapi.closed and dbapi.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            dbapi.execute("ROLLBACK")
+        dbapi.autocommit = False
+
+
+def _server_ms(rows: list[Any]) -> float | None:
+    """Planning plus execution time as an EXPLAIN ANALYZE reports them, JSON or text."""
+    first = rows[0][0] if rows else None
+    if isinstance(first, str) and first.startswith("["):  # FORMAT JSON, not decoded by the driver
+        first = json.loads(first)
+    if isinstance(first, list):  # FORMAT JSON: one row, one document
+        return float(first[0].get("Planning Time", 0.0)) + float(first[0].get("Execution Time", 0.0))
+    times = [
+        float(line.split(":", 1)[1].split()[0])
+        for (line,) in rows
+        if line.startswith(("Planning Time:", "Execution Time:"))
+    ]
+    return sum(times) if times else None
+
+
+def _explain_statement(sql: str, parameters: Any, duration_ms: float) -> Statement:
     return Statement(
         sql=sql,
         parameters=parameters,
-        duration_ms=(time.perf_counter() - started) * 1000,
+        duration_ms=duration_ms,
         rowcount=None,
         kind="explain",
     )
