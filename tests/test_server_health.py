@@ -3,6 +3,9 @@ operator's status page with its sandboxes, an embedded server nobody used left u
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from django.test import Client
 
 from playground import embedded
 from playground import sandbox as sandboxes
+from playground.running.engine import CONNECT_TIMEOUT_SECONDS
 from playground.sandbox import health
 from tests.test_server_down import pg16_by_url  # noqa: F401  (the fixture)
 from tests.web import api
@@ -99,3 +103,53 @@ def test_a_16_server_down_is_reported_but_does_not_fail_the_probe(pg16_by_url, s
     finally:
         start_16_again(pg16_by_url)
     assert listed(Client().get("/healthz").json())["pg16"] == (16, "up")
+
+
+@pytest.fixture
+def silent_server(settings):
+    """A sandbox server listed at an address that accepts connections and never says a word, as a
+    server behind a firewall that drops packets looks to libpq."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    url = sandboxes.admin_url().set(host="127.0.0.1", port=port, query={})
+    settings.PLAYGROUND = {
+        **settings.PLAYGROUND,
+        "SANDBOX_SERVERS": [
+            {"name": "quiet", "version": 16, "url": url.render_as_string(hide_password=False)}
+        ],
+    }
+    yield "quiet"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_healthz_answers_in_seconds_when_a_server_never_answers(silent_server):
+    started = time.monotonic()
+    response = Client().get("/healthz")
+    took = time.monotonic() - started
+    assert response.status_code == 200  # main answers: the probe passes
+    assert listed(response.json())[silent_server] == (16, "down")
+    assert took < health.ANSWER_WAIT_SECONDS + 1.5, took
+
+
+def test_a_connection_to_a_server_that_never_answers_gives_up(silent_server):
+    started = time.monotonic()
+    state = health.state_of(sandboxes.named(silent_server))
+    assert state.state == health.DOWN
+    assert time.monotonic() - started < CONNECT_TIMEOUT_SECONDS + 3

@@ -26,6 +26,9 @@ entries each: a process keeps dozens of engines (one per recent session), and ea
 the same recipes' statements into a cache of its own, so memory grew with the sessions served.
 Entries are keyed by their engine's dialect, so none is ever used by another engine; the shared
 bound is what matters, and the most recent sessions' statements are the ones kept."""
+CONNECT_TIMEOUT_SECONDS = 5
+"""How long a connection to a sandbox server may take to be made (libpq's `connect_timeout`): a
+server that drops packets silently fails a request in seconds instead of holding it for minutes."""
 RESET_DUE = "playground_reset_due"
 """Set in a pooled connection's record between its rollback and its DISCARD ALL, at checkin."""
 DISCARD_PENDING = "playground_discard_pending"
@@ -41,6 +44,7 @@ def sandbox_engine(url: URL | str, *, pool_size: int, max_overflow: int, **optio
         # Server-side prepared statements would let Postgres switch to a generic plan after a few
         # runs, silently changing the plans people compare; every run is planned afresh.
         "prepare_threshold": None,
+        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
         **options.pop("connect_args", {}),
     }
     engine = create_engine(

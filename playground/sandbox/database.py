@@ -16,6 +16,7 @@ from sqlalchemy import URL, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from playground.conf import setting
+from playground.running.engine import CONNECT_TIMEOUT_SECONDS
 from playground.sandbox.errors import SandboxServerDownError
 from playground.sandbox.servers import MAIN, Server
 
@@ -111,7 +112,12 @@ def startup_options(role: str) -> str:
 
 def ensure_database(url: URL) -> None:
     """Create the database `url` names unless it exists; safe when several processes race."""
-    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=None)
+    maintenance = create_engine(
+        url.set(database="postgres"),
+        isolation_level="AUTOCOMMIT",
+        poolclass=None,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
     try:
         with maintenance.connect() as conn:
             if conn.execute(

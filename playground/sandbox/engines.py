@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from playground.conf import setting
 from playground.models import Sandbox
-from playground.running.engine import refuse_if_closed, sandbox_engine
+from playground.running.engine import CONNECT_TIMEOUT_SECONDS, refuse_if_closed, sandbox_engine
 from playground.sandbox.database import (
     admin_url,
     ensure_database,
@@ -170,6 +170,7 @@ def admin_engine(server: Server | None = None) -> Engine:
                     pool_size=ADMIN_POOL_SIZE,
                     max_overflow=ADMIN_MAX_OVERFLOW,
                     pool_timeout=10,
+                    connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
                 )
                 event.listen(engine, "checkout", refuse_if_closed)  # instead of a pre-ping
                 lock_down(engine, url)

@@ -7,6 +7,8 @@ a fault (it starts on first use, see `servers`). Any other server is asked for `
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -17,6 +19,9 @@ from playground.sandbox.servers import Server, configured
 log = logging.getLogger(__name__)
 
 UP, DOWN, NOT_STARTED = "up", "down", "not started"
+ANSWER_WAIT_SECONDS = 2.0
+"""How long `states_of` waits for all the servers together: a server that drops packets takes
+the connection timeout to fail, longer than a container probe waits for /healthz."""
 
 
 @dataclass(frozen=True)
@@ -55,4 +60,26 @@ def state_of(server: Server) -> ServerState:
 
 def states() -> list[ServerState]:
     """Every configured sandbox server's state, `main` first."""
-    return [state_of(server) for server in configured()]
+    return states_of(configured())
+
+
+def states_of(servers: Sequence[Server]) -> list[ServerState]:
+    """The state of each of `servers`, asked all at once; one that has not answered within
+    ANSWER_WAIT_SECONDS is down (its probe goes on in the background until its connection times
+    out, and is forgotten)."""
+    if not servers:
+        return []
+    pool = ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="server-state")
+    try:
+        asked = [pool.submit(state_of, server) for server in servers]
+        wait(asked, timeout=ANSWER_WAIT_SECONDS)
+    finally:
+        pool.shutdown(wait=False)
+    found = []
+    for server, future in zip(servers, asked, strict=True):
+        if future.done() and future.exception() is None:
+            found.append(future.result())
+        else:
+            log.warning("sandbox server %s gave no state in %g s", server.name, ANSWER_WAIT_SECONDS)
+            found.append(ServerState(server.name, server.version, DOWN))
+    return found

@@ -145,7 +145,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         checks["sandbox_database"] = f"error: {exc}"
     healthy = all(v == "ok" for v in checks.values())
     main = health.ServerState(servers.MAIN, sandbox.default_version(), health.UP if healthy else health.DOWN)
-    others = [health.state_of(server) for server in servers.configured()[1:]]
+    others = health.states_of(servers.configured()[1:])
     listed = [state.to_json() for state in (main, *others)]
     response = JsonResponse(
         {"ok": healthy, **checks, "sandbox_servers": listed}, status=200 if healthy else 503
