@@ -81,3 +81,18 @@ def test_a_recipe_pushed_in_a_room_on_16_opens_on_16():
     page = alice.get(go["Location"])
     assert re.search(rb'<input type="radio" name="pg" value="16"[^>]*checked', page.content)
     assert 'value="40"' in page.content.decode()
+
+
+def test_a_sweep_in_a_room_on_16_leaves_out_the_lines_16_cannot_run():
+    room = make_room(Client(), track="onboarding", pg="16")
+    alice = join(room, "Alice")
+    form = {"variant": "uuid4", "rows": "1000", "sweep_param": "rows", "sweep_from": "1000"}
+    form |= {"sweep_to": "2000", "sweep_points": "2", "sweep_y": "query_count"}
+    swept = alice.post("/recipes/uuid-keys/sweep", form, HTTP_ACCEPT="application/json")
+    assert swept.status_code == 200, swept.content[:300]
+    data = swept.json()
+    assert data["ok"] and data["done"] == 2
+    assert any("uuid7" in message and "18" in message for message in data["refused"]), data["refused"]
+    drawn = {series["label"] for series in data["series"]}
+    assert drawn and not any("uuid7" in label for label in drawn), drawn
+    assert set(Sandbox.objects.filter(role=alice.session[ON_16]).values_list("server", flat=True)) == {"pg16"}

@@ -249,8 +249,9 @@ def sweep_step(
     client_gone: Callable[[], bool] | None = None,
     version: int | None = None,
 ) -> list[str]:
-    """Run every line at the sweep's `step`-th value on `version`; return messages for points
-    refused (a variant the version cannot run among them)."""
+    """Run every line at the sweep's `step`-th value on `version` (none asked: the room's, as for
+    a run); return messages for points refused (a variant the version cannot run among them)."""
+    version = version if version is not None else joined.version(session)
     x = spec.values[step]
     refused = []
     for line_recipe, variant in sweep_lines(recipe, spec):
