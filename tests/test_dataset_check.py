@@ -73,3 +73,23 @@ def test_a_dropped_registry_or_table_is_made_again_and_the_dataset_reseeded(engi
     assert again.rows.data == first.rows.data
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM _datasets")).scalar() >= 1
+
+
+def test_a_warm_setup_sends_its_check_outside_any_transaction(engine, run_recipe, tmp_path):
+    """What goes on the wire, as libpq's own trace of the pooled connection shows it: the check,
+    no BEGIN before it and no COMMIT after it, then the reset as the connection goes back."""
+    assert run_recipe(engine, "keyset-pagination", "keyset").ok  # seeds
+    with engine.connect() as conn:  # the pool's one connection, which the setup takes next
+        dbapi = conn.connection.dbapi_connection
+    wire = tmp_path / "wire.log"
+    with wire.open("w") as out:
+        dbapi.pgconn.trace(out.fileno())
+        try:
+            recipe = recipes.get("keyset-pagination")
+            setup = runner.prepare(recipe, Params({**recipe.defaults(), "rows": ROWS}), engine)
+        finally:
+            dbapi.pgconn.untrace()
+    assert setup.log == []
+    sent = [line for line in wire.read_text().splitlines() if "\tF\t" in line and "\tQuery\t" in line]
+    assert len(sent) == 2, sent
+    assert "_datasets" in sent[0] and sent[1].endswith('"DISCARD ALL"'), sent
