@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from pglast import ast, parse_sql
@@ -112,6 +113,10 @@ REFUSED_PREFIXES = {
 }
 
 
+CHECKS_KEPT = 64
+"""Accepted submissions whose check is remembered (a few MB at most: 20,000 characters each)."""
+
+
 class SqlRefused(ValueError):
     """The submission was refused before anything was sent; the message says why."""
 
@@ -143,7 +148,17 @@ class Limits:
 
 
 def check(text: str, limits: Limits) -> list[Checked]:
-    """Parse `text` and return its statements, or raise SqlRefused naming the first problem."""
+    """Parse `text` and return its statements, or raise SqlRefused naming the first problem.
+
+    The answer depends on the text and the limits alone, so the last few accepted ones are kept:
+    a submission is checked before its run is paid for and again inside the run, against the
+    sandbox it really runs in, and a person often sends the same text again.
+    """
+    return list(_check(text, limits))
+
+
+@lru_cache(maxsize=CHECKS_KEPT)
+def _check(text: str, limits: Limits) -> tuple[Checked, ...]:
     if len(text) > limits.max_length:
         raise SqlRefused(f"The SQL is {len(text)} characters long; at most {limits.max_length}.")
     try:
@@ -166,7 +181,7 @@ def check(text: str, limits: Limits) -> list[Checked]:
         raise SqlRefused("There is no statement to run.")
     if len(statements) > limits.max_statements:
         raise SqlRefused(f"{len(statements)} statements in one submission; at most {limits.max_statements}.")
-    return statements
+    return tuple(statements)
 
 
 def _check_statement(stmt: Any, limits: Limits) -> str:

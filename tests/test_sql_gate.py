@@ -463,3 +463,12 @@ def test_an_explain_typed_by_the_person_is_one_of_their_statements(engine):
     assert [s.kind for s in result.statements if s.kind != "transaction"] == ["query", "query"]
     assert result.query_count == 2 and result.plan is None
     assert "Result" in results(result)[1]["rows"][0][0]
+
+
+@pytest.mark.parametrize("count", [scratchpad.ROWS_KEPT - 1, scratchpad.ROWS_KEPT, scratchpad.ROWS_KEPT + 1])
+def test_a_result_near_the_rows_kept_is_counted_exactly(engine, count):
+    result = run_sql(engine, f"SELECT i FROM generate_series(1, {count}) i")
+    assert result.ok, result.error
+    (shown,) = results(result)
+    assert len(shown["rows"]) == min(count, scratchpad.ROWS_KEPT)
+    assert shown["rowcount"] == count and not shown["more"]

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from playground import sandbox
 from playground.models import Sandbox
-from playground.running import limits, service
+from playground.running import joined, limits, service
 from playground.running.learn import Attempt
 from playground.running.service import session_key
 from recipes import scratchpad
@@ -102,8 +102,15 @@ def attempt_sql(session, data: Recipe, challenge: Challenge, params: dict, sql: 
 
 
 def _gate(session, sql: str, version: int | None = None) -> None:
-    box = service.sandbox_for(session, version)
+    """Refuse `sql` before anything is paid or sent, checked against the session's sandbox.
+
+    The run checks it again against the sandbox it really runs in (the scratchpad's variant), so
+    a session that has a sandbox is checked against its name without claiming it here: the run
+    claims it a moment later, and a sandbox reaped meanwhile is replaced there and checked there.
+    """
+    version = version if version is not None else joined.version(session)  # as the run will
+    role = session.get(session_key(version)) or service.sandbox_for(session, version).role
     try:
-        check(sql, Limits(schema=box.role, max_length=scratchpad.MAX_LENGTH))
+        check(sql, Limits(schema=role, max_length=scratchpad.MAX_LENGTH))
     except SqlRefused as exc:
         raise InvalidParams({"sql": [str(exc)]}, values={"sql": sql}) from None
