@@ -2,6 +2,7 @@
 
     python -m bench.trace                          # keyset-pagination/keyset, 200 warm requests
     python -m bench.trace offset-pagination offset --requests 300 --top 40
+    python -m bench.trace offset-pagination offset --sql "SELECT count(*) FROM documents"
 
 In-process, through Django's test client and the whole middleware stack, on the benchmark's own
 server (see bench.environment), DEBUG off. After warm-up requests of one session it prints:
@@ -112,6 +113,13 @@ class RoundTrips:
         wrap(psycopg.Cursor, "execute", first_line, opens=True)
         wrap(psycopg.Cursor, "executemany", first_line, opens=True)
         wrap(psycopg.Connection, "execute", first_line, opens=True)
+        # A server-side cursor (the scratchpad streams a SELECT's rows) talks on its own methods:
+        # DECLARE on execute, FETCH on each fetch, CLOSE on close (psycopg sends none once the
+        # transaction is over).
+        wrap(psycopg.ServerCursor, "execute", lambda args: "DECLARE … CURSOR FOR " + first_line(args))
+        wrap(psycopg.ServerCursor, "fetchmany", lambda args: f"FETCH FORWARD {args[0] if args else ''}")
+        wrap(psycopg.ServerCursor, "fetchall", lambda args: "FETCH FORWARD ALL")
+        wrap(psycopg.ServerCursor, "close", lambda args: "CLOSE (the cursor)", in_transaction)
         wrap(psycopg.Connection, "commit", lambda args: "COMMIT", in_transaction)
         wrap(psycopg.Connection, "rollback", lambda args: "ROLLBACK", in_transaction)
 
@@ -134,6 +142,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime…")
+    parser.add_argument(
+        "--sql", help="trace POST /sql/run of this statement (the scratchpad), after one run of the recipe"
+    )
     args = parser.parse_args(argv)
 
     import os
@@ -150,17 +161,15 @@ def main(argv: list[str]) -> None:
     trips.install()
     client = Client()
     client.get("/api/recipes")
-    body = json.dumps({"variant": args.variant, "params": {}})
+    run = (f"/api/recipes/{args.recipe}/run", json.dumps({"variant": args.variant, "params": {}}))
+    path, body = ("/sql/run", json.dumps({"sql": args.sql})) if args.sql else run
 
-    def post():
-        response = client.post(
-            f"/api/recipes/{args.recipe}/run",
-            body,
-            content_type="application/json",
-            HTTP_ACCEPT="application/json",
-        )
+    def post(path=path, body=body):
+        response = client.post(path, body, content_type="application/json", HTTP_ACCEPT="application/json")
         assert response.status_code == 200, response.content[:300]
         return response
+
+    post(*run)  # the session's sandbox, the recipe's tables seeded
 
     try:
         for _ in range(20):
@@ -176,7 +185,8 @@ def main(argv: list[str]) -> None:
             trips_of.append(trips.sent)
         shape = [(user, sql) for user, sql, _ in trips_of[-1]]
         same = [t for t in trips_of if [(u, q) for u, q, _ in t] == shape]
-        print(f"\nRound trips of one warm POST /api/recipes/{args.recipe}/run ({args.variant}),", end=" ")
+        what = f"POST /sql/run ({args.sql[:40]})" if args.sql else f"POST {path} ({args.variant})"
+        print(f"\nRound trips of one warm {what},", end=" ")
         print("median ms of each")
         print(f"over the {len(same)} of {len(trips_of)} requests that sent exactly these:")
         for i, (user, sql) in enumerate(shape):

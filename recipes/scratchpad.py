@@ -155,14 +155,18 @@ def _execute(conn, statement: Checked, *, main: bool) -> tuple[StatementResult, 
     try:
         with conn.begin():
             if statement.kind == "SELECT" and statement.reads_only:
-                # a server-side cursor: a huge result streams past, never held in memory whole
-                options |= {"stream_results": True, "max_row_buffer": ROWS_KEPT}
+                # a server-side cursor: a huge result streams past, never held in memory whole;
+                # ROWS_KEPT rows a FETCH from the first one (SQLAlchemy's own buffer starts at one)
+                options |= {"yield_per": ROWS_KEPT}
             result = conn.execution_options(**options).exec_driver_sql(statement.sql)
             more = False
             if result.returns_rows:
                 columns = tuple(result.keys())
                 rows = Rows(columns, [_cut(r) for r in result.fetchmany(ROWS_KEPT)])
-                rowcount, more = _count(result, len(rows.data))
+                if len(rows.data) < ROWS_KEPT:  # a FETCH that came back short: nothing is left
+                    rowcount = len(rows.data)
+                else:
+                    rowcount, more = _count(result, len(rows.data))
             else:
                 rowcount = result.rowcount if result.rowcount >= 0 else None
     except SQLAlchemyError as exc:
