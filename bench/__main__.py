@@ -58,6 +58,9 @@ def main(argv: list[str]) -> None:
         "--users", type=int, default=30, help="people in the crowd or the room, 4 to 50 (default 30)"
     )
     parser.add_argument("--seconds", type=float, default=60, help="how long the crowd stays, 10 to 300 s")
+    parser.add_argument(
+        "--heavy", type=int, default=crowd.HEAVY_PEOPLE, help="of the crowd, people running heavy runs (3)"
+    )
     parser.add_argument("--quick", action="store_true", help="10 repetitions, 200 memory runs, a 20 s crowd")
     parser.add_argument(
         "--throughput-seconds", type=float, default=20, help="length of each side of the throughput figure"
@@ -111,7 +114,8 @@ def main(argv: list[str]) -> None:
                 workers=2, threads=2, GUNICORN_KEEPALIVE="5", PLAYGROUND_SANDBOXES_PER_CLIENT="1000"
             )
             try:
-                figures += crowd.measure(site, args.users, args.seconds)
+                heavy = max(0, min(args.heavy, args.users - 1))
+                figures += crowd.measure(site, args.users, args.seconds, heavy)
             finally:
                 site.stop()
                 environment.drop_bench_sandboxes()

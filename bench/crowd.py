@@ -53,13 +53,14 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def measure(site: Gunicorn, users: int, seconds: float) -> list[Figure]:
-    """`users` people (HEAVY_PEOPLE of them heavy) for `seconds`, after the light mix on an idle site."""
+def measure(site: Gunicorn, users: int, seconds: float, heavy: int = HEAVY_PEOPLE) -> list[Figure]:
+    """`users` people (`heavy` of them heavy) for `seconds`, after the light mix on an idle site.
+    With `heavy` 0, what light runs do to each other alone."""
     alone = one_heavy_run(site)
     people = [site.browser() for _ in range(users)]
     warm(people)
-    unloaded = alone_one_at_a_time(people[HEAVY_PEOPLE:])
-    tally, rss = crowd(site, people, seconds)
+    unloaded = alone_one_at_a_time(people[heavy:])
+    tally, rss = crowd(site, people, seconds, heavy)
     p95, base = quantile(tally.light, 0.95), quantile(unloaded, 0.95)
     unexpected = sum(tally.errors.values())
     peak = max((max(s) for s in rss["samples"] if s), default=0) / 2**20
@@ -68,7 +69,7 @@ def measure(site: Gunicorn, users: int, seconds: float) -> list[Figure]:
     return [
         alone,
         Figure(
-            name=f"crowd: light runs' p95, {users} people, {HEAVY_PEOPLE} of them heavy",
+            name=f"crowd: light runs' p95, {users} people, {heavy} of them heavy",
             playground=f"p95 {p95:.1f} ms (p50 {quantile(tally.light, 0.5):.1f})",
             reference=f"p95 {base:.1f} ms (p50 {quantile(unloaded, 0.5):.1f})",
             result=f"ratio {p95 / base:.2f}",
@@ -168,7 +169,7 @@ def warm(people: list) -> None:
         t.join()
 
 
-def crowd(site: Gunicorn, people: list, seconds: float) -> tuple[Tally, dict[str, Any]]:
+def crowd(site: Gunicorn, people: list, seconds: float, heavy: int) -> tuple[Tally, dict[str, Any]]:
     tally = Tally()
     stop_at = time.monotonic() + seconds
     rss: dict[str, Any] = {
@@ -179,7 +180,7 @@ def crowd(site: Gunicorn, people: list, seconds: float) -> tuple[Tally, dict[str
         "heavy": 0,
         "heavy_pids": set(),
     }
-    kinds = [heavy_person if i < HEAVY_PEOPLE else light_person for i in range(len(people))]
+    kinds = [heavy_person if i < heavy else light_person for i in range(len(people))]
     threads = [
         threading.Thread(target=kind, args=(p, stop_at, tally, i))
         for i, (kind, p) in enumerate(zip(kinds, people, strict=True))
