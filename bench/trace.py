@@ -4,7 +4,8 @@
     python -m bench.trace offset-pagination offset --requests 300 --top 40
 
 In-process, through Django's test client and the whole middleware stack, on the benchmark's own
-server (see bench.environment), DEBUG off. After warm-up requests of one session it prints:
+server (see bench.environment), DEBUG off, each request preceded by what Django's WSGI handler
+does when a request starts (`close_old_connections`), as under gunicorn. After warm-up requests of one session it prints:
 
 - the round trips of one request, in order, by who sent them (the app database, the sandbox
   administrator, the sandbox role), each with its median wall time over `--requests` requests:
@@ -109,6 +110,7 @@ def main(argv: list[str]) -> None:
     from bench import environment
 
     environment.start()
+    from django.db import close_old_connections
     from django.test import Client
 
     trips = RoundTrips()
@@ -118,6 +120,10 @@ def main(argv: list[str]) -> None:
     body = json.dumps({"variant": args.variant, "params": {}})
 
     def post():
+        # What Django's WSGI handler does on every request_started, and the test client leaves
+        # out: app-database connections are health-checked (CONN_HEALTH_CHECKS) before their
+        # first query of the request, as under gunicorn.
+        close_old_connections()
         response = client.post(
             f"/api/recipes/{args.recipe}/run",
             body,
