@@ -1,5 +1,6 @@
 """What a run no longer sends: no ping on checkout, the quota's lock wait set by its own
-statement, app commits that do not wait for the disk, sandbox logins that are cheap to check."""
+statement, app commits that do not wait for the disk, sandbox logins that are cheap to check, no
+SELECT 1 to health-check the app database's connection on every request."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import close_old_connections, connection
 from sqlalchemy import text
 
 from playground import embedded
@@ -98,3 +99,31 @@ def test_an_engine_behind_the_cache_is_kept_without_its_connection(make_sandbox,
     assert result.ok, result.error
     assert any(s.main for s in result.statements) and result.plan is not None  # still captured
     assert connections_of(second.role) == 0 and connections_of(first.role) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_app_database_connection_is_health_checked_without_a_query(monkeypatch):
+    connection.ensure_connection()
+    kept = connection.connection
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    close_old_connections()  # what Django's handler does when a request starts
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+    assert connection.connection is kept
+    assert sent == ["SELECT 2"]  # the health check sent nothing
+
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [kept.info.backend_pid])
+    time.sleep(0.2)  # the server's goodbye reaches the socket
+    close_old_connections()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 3")
+        assert cursor.fetchone() == (3,)
+    assert connection.connection is not kept  # found ended, replaced before the query
