@@ -9,6 +9,7 @@ import time
 import psycopg
 import pytest
 from django.db import close_old_connections, connection
+from django.utils import timezone
 from sqlalchemy import text
 
 from playground import embedded
@@ -127,3 +128,31 @@ def test_the_app_database_connection_is_health_checked_without_a_query(monkeypat
         cursor.execute("SELECT 3")
         assert cursor.fetchone() == (3,)
     assert connection.connection is not kept  # found ended, replaced before the query
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_is_read_by_one_select_and_never_once_expired(monkeypatch):
+    from django.contrib.sessions.models import Session
+
+    from playground.web.sessions import SessionStore
+
+    store = SessionStore()
+    store["sandbox"] = "sbx_someone"
+    store.save()
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    assert SessionStore(session_key=store.session_key)["sandbox"] == "sbx_someone"
+    assert len(sent) == 1 and sent[0].startswith("SELECT session_data FROM")
+    monkeypatch.undo()
+
+    Session.objects.filter(session_key=store.session_key).update(expire_date=timezone.now())
+    expired = SessionStore(session_key=store.session_key)
+    assert expired.get("sandbox") is None
+    assert expired.session_key is None  # a new key is made when it is saved, as Django does
+    assert SessionStore(session_key="no-such-key-" + "x" * 20).load() == {}
