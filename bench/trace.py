@@ -5,15 +5,18 @@
 
 In-process, through Django's test client and the whole middleware stack, on the benchmark's own
 server (see bench.environment), DEBUG off, each request preceded by what Django's WSGI handler
-does when a request starts (`close_old_connections`), as under gunicorn. After warm-up requests of one session it prints:
+does when a request starts (`close_old_connections`), as under gunicorn. After warm-up requests
+of one session it prints:
 
 - the round trips of one request, in order, by who sent them (the app database, the sandbox
   administrator, the sandbox role), each with its median wall time over `--requests` requests:
   every statement, BEGIN, COMMIT and ROLLBACK the driver sent, the pool's pre-ping and reset
   included, since they are counted on psycopg's own methods (a BEGIN, which psycopg sends by
   itself ahead of a transaction's first statement, is timed with that statement);
-- the time per request in-process (median) and how much of it was spent in round trips, then
-  cProfile's functions by cumulative time over `--requests` more requests.
+- the time per request in-process (median) and how much of it was spent in round trips, the
+  CPU time this process used per request (median: the Python side, which a busy machine moves
+  far less than the wall time, since waiting for Postgres is not counted), then cProfile's
+  functions by cumulative time over `--requests` more requests.
 
 Counting is exact and does not depend on how loaded the machine is; the profile's shares do a
 little, its absolute times more.
@@ -136,13 +139,14 @@ def main(argv: list[str]) -> None:
     try:
         for _ in range(20):
             post()
-        times, trips_of = [], []
+        times, cpu, trips_of = [], [], []
         for _ in range(args.requests):
             trips.sent = []
             trips.active = True
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             post()
             times.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - used) * 1000)
             trips.active = False
             trips_of.append(trips.sent)
         shape = [(user, sql) for user, sql, _ in trips_of[-1]]
@@ -158,6 +162,10 @@ def main(argv: list[str]) -> None:
         print(
             f"\nin-process time per request: median {statistics.median(times):.2f} ms over {len(times)}, "
             f"of which {in_trips:.2f} ms in round trips (median of the sums)"
+        )
+        print(
+            f"CPU time of this process per request: median {statistics.median(cpu):.2f} ms "
+            "(Python, psycopg and the system calls it makes; Postgres' own work is in other processes)"
         )
         profile = cProfile.Profile()
         profile.enable()
