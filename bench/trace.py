@@ -5,7 +5,9 @@
     python -m bench.trace offset-pagination offset --sql "SELECT count(*) FROM documents"
 
 In-process, through Django's test client and the whole middleware stack, on the benchmark's own
-server (see bench.environment), DEBUG off. After warm-up requests of one session it prints:
+server (see bench.environment), DEBUG off, each request preceded by what Django's WSGI handler
+does when a request starts (`close_old_connections`), as under gunicorn. After warm-up requests
+of one session it prints:
 
 - the round trips of one request, in order, by who sent them (the app database, the sandbox
   administrator, the sandbox role), each with its median wall time over `--requests` requests:
@@ -14,8 +16,10 @@ server (see bench.environment), DEBUG off. After warm-up requests of one session
   that statement). Statements queued in a pipeline are listed as such, then the pipeline's sync,
   their one round trip; a pooled connection's reset (DISCARD ALL) is listed where it is sent, at
   checkin, and waited for by nobody;
-- the time per request in-process (median) and how much of it was spent in round trips, then
-  cProfile's functions by cumulative time over `--requests` more requests.
+- the time per request in-process (median) and how much of it was spent in round trips, the
+  CPU time this process used per request (median: the Python side, which a busy machine moves
+  far less than the wall time, since waiting for Postgres is not counted), then cProfile's
+  functions by cumulative time over `--requests` more requests.
 
 Counting is exact and does not depend on how loaded the machine is; the profile's shares do a
 little, its absolute times more.
@@ -155,6 +159,7 @@ def main(argv: list[str]) -> None:
     from bench import environment
 
     environment.start()
+    from django.db import close_old_connections
     from django.test import Client
 
     trips = RoundTrips()
@@ -165,6 +170,10 @@ def main(argv: list[str]) -> None:
     path, body = ("/sql/run", json.dumps({"sql": args.sql})) if args.sql else run
 
     def post(path=path, body=body):
+        # What Django's WSGI handler does on every request_started, and the test client leaves
+        # out: app-database connections are health-checked (CONN_HEALTH_CHECKS) before their
+        # first query of the request, as under gunicorn.
+        close_old_connections()
         response = client.post(path, body, content_type="application/json", HTTP_ACCEPT="application/json")
         assert response.status_code == 200, response.content[:300]
         return response
@@ -174,13 +183,14 @@ def main(argv: list[str]) -> None:
     try:
         for _ in range(20):
             post()
-        times, trips_of = [], []
+        times, cpu, trips_of = [], [], []
         for _ in range(args.requests):
             trips.sent = []
             trips.active = True
-            started = time.perf_counter()
+            started, used = time.perf_counter(), time.process_time()
             post()
             times.append((time.perf_counter() - started) * 1000)
+            cpu.append((time.process_time() - used) * 1000)
             trips.active = False
             trips_of.append(trips.sent)
         shape = [(user, sql) for user, sql, _ in trips_of[-1]]
@@ -199,6 +209,10 @@ def main(argv: list[str]) -> None:
         print(
             f"\nin-process time per request: median {statistics.median(times):.2f} ms over {len(times)}, "
             f"of which {in_trips:.2f} ms in round trips (median of the sums)"
+        )
+        print(
+            f"CPU time of this process per request: median {statistics.median(cpu):.2f} ms "
+            "(Python, psycopg and the system calls it makes; Postgres' own work is in other processes)"
         )
         profile = cProfile.Profile()
         profile.enable()

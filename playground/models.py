@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+import json
+import uuid
+from typing import Any
+
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
+from django.utils import timezone
 
 
 class Sandbox(models.Model):
@@ -31,6 +36,42 @@ class Sandbox(models.Model):
         return self.role
 
 
+class Runs(models.Manager):
+    """`Run.objects`, with a cheaper way to store the run a request just made."""
+
+    def keep(
+        self,
+        *,
+        sandbox_id: int,
+        recipe: str,
+        variant: str,
+        params: dict[str, Any],
+        ok: bool,
+        query_count: int,
+        elapsed_ms: float,
+        db_ms: float,
+        rows_read: int | None,
+        result: str,
+        sweep: uuid.UUID | None,
+    ) -> int:
+        """Store one run and return its id. `result` is already JSON text (the run encoded it
+        to measure its size).
+
+        One INSERT written out, where `create()` built a model instance, compiled the statement
+        and encoded the result again: on every run, about as long as the INSERT itself.
+        """
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        row = [sandbox_id, recipe, variant, json.dumps(params), ok, query_count, elapsed_ms, db_ms]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (sandbox_id, recipe, variant, params, ok, query_count, elapsed_ms, "
+                "db_ms, rows_read, result, sweep, created_at) "
+                "VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s::jsonb, %s, %s) RETURNING id",
+                [*row, rows_read, result, sweep, timezone.now()],
+            )
+            return cursor.fetchone()[0]
+
+
 class Run(models.Model):
     """One run of a recipe in a sandbox, kept for the session's history."""
 
@@ -49,6 +90,8 @@ class Run(models.Model):
     sweep = models.UUIDField(null=True, db_index=True)
     """Set on the runs of one sweep, which its chart is drawn from."""
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = Runs()
 
     class Meta:
         ordering = ["-created_at"]

@@ -184,7 +184,7 @@ else:
     _server = embedded.start(_pgdata, database="playground", secret=SECRET_KEY)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "playground.appdb",
             "NAME": "playground",
             "USER": _server.user,
             "PASSWORD": _server.password,
@@ -200,12 +200,16 @@ else:
         _pgdata_16 = Path(os.environ.get("PLAYGROUND_PGDATA_16", f"{_pgdata}-16"))
         _sandbox_servers.append({"name": "pg16", "version": 16, "pgdata": _pgdata_16})
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Django's PostgreSQL backend, health-checked by looking at the socket instead of a SELECT 1 on
+# every request (playground/appdb/base.py).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "playground.appdb"
 # Behind PgBouncer in transaction mode a cursor cannot outlive its transaction.
 DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool("DISABLE_SERVER_SIDE_CURSORS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- sessions, static ---------------------------------------------------------------------
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "playground.web.sessions"  # the database backend, read by one plain SELECT
 SESSION_COOKIE_AGE = 60 * 60 * 24 * 7
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # JSON clients read it to send X-CSRFToken

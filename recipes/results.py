@@ -133,14 +133,18 @@ class RunResult:
             object.__setattr__(self, "_json", built)
         return built
 
+    def json_text(self) -> str:
+        """`to_json()` as JSON text, encoded once: a run is measured for the response's trim and
+        again for storage's, and stored as this very text."""
+        text = self.__dict__.get("_json_text")
+        if text is None:
+            text = _encoded(self.to_json())
+            object.__setattr__(self, "_json_text", text)
+        return text
+
     def _json_size(self) -> int:
-        """Bytes of `to_json()` as JSON, measured once: a run is trimmed for the response and
-        again for storage, and both ask."""
-        size = self.__dict__.get("_json_bytes")
-        if size is None:
-            size = _size(self.to_json())
-            object.__setattr__(self, "_json_bytes", size)
-        return size
+        """Bytes of `to_json()` as JSON (see `json_text`)."""
+        return len(self.json_text())
 
     def trimmed(self, max_statements: int, max_bytes: int) -> RunResult:
         """This result with at most `max_statements` statements in about `max_bytes` of JSON (more
@@ -189,7 +193,11 @@ TRIMMED_NOTE = "The statement list shows"
 
 def _size(data: Any) -> int:
     """Bytes of `data` as JSON, as it is sent and stored."""
-    return len(json.dumps(data, default=str))
+    return len(_encoded(data))
+
+
+def _encoded(data: Any) -> str:
+    return json.dumps(data, default=str)
 
 
 def stored_as(result: RunResult, run_id: int) -> RunResult:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from sqlalchemy import text
 
 from playground import sandbox as sandboxes
@@ -225,6 +227,18 @@ def test_api_run_returns_the_whole_run_result(client):
     assert any("seeded documents" in line for line in body["setup"])
 
     assert Run.objects.filter(recipe="keyset-pagination", variant="keyset", ok=True).count() == 1
+    stored = Run.objects.select_related("sandbox").get(pk=body["run_id"])
+    assert stored.result == {**body, "run_id": None}  # stored before its id was known
+    assert (stored.recipe, stored.variant, stored.params, stored.ok) == (
+        "keyset-pagination",
+        "keyset",
+        body["params"],
+        True,
+    )
+    assert (stored.query_count, stored.elapsed_ms, stored.db_ms) == (1, body["elapsed_ms"], body["db_ms"])
+    assert stored.rows_read == body["figures"]["rows_read"] and stored.sweep is None
+    assert stored.sandbox.role == client.session[SESSION_KEY]
+    assert stored.created_at <= timezone.now() and stored.created_at > timezone.now() - timedelta(minutes=1)
 
 
 def test_api_run_without_the_csrf_header_is_403(client):

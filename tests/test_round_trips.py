@@ -1,5 +1,6 @@
 """What a run no longer sends: no ping on checkout, the quota's lock wait set by its own
-statement, app commits that do not wait for the disk, sandbox logins that are cheap to check."""
+statement, app commits that do not wait for the disk, sandbox logins that are cheap to check, no
+SELECT 1 to health-check the app database's connection on every request."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import time
 
 import psycopg
 import pytest
-from django.db import connection
+from django.db import close_old_connections, connection
+from django.utils import timezone
 from sqlalchemy import text
 
 from playground import embedded
@@ -140,3 +142,59 @@ def test_a_connection_whose_reset_went_unanswered_is_not_handed_out(engine):
     while record.dbapi_connection.pgconn.get_result() is not None:
         pass
     assert backend_pid(engine) != first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_app_database_connection_is_health_checked_without_a_query(monkeypatch):
+    connection.ensure_connection()
+    kept = connection.connection
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    close_old_connections()  # what Django's handler does when a request starts
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 2")
+    assert connection.connection is kept
+    assert sent == ["SELECT 2"]  # the health check sent nothing
+
+    with psycopg.connect(**connection.get_connection_params()) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [kept.info.backend_pid])
+    time.sleep(0.2)  # the server's goodbye reaches the socket
+    close_old_connections()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 3")
+        assert cursor.fetchone() == (3,)
+    assert connection.connection is not kept  # found ended, replaced before the query
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_is_read_by_one_select_and_never_once_expired(monkeypatch):
+    from django.contrib.sessions.models import Session
+
+    from playground.web.sessions import SessionStore
+
+    store = SessionStore()
+    store["sandbox"] = "sbx_someone"
+    store.save()
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def counted(cursor, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    assert SessionStore(session_key=store.session_key)["sandbox"] == "sbx_someone"
+    assert len(sent) == 1 and sent[0].startswith("SELECT session_data FROM")
+    monkeypatch.undo()
+
+    Session.objects.filter(session_key=store.session_key).update(expire_date=timezone.now())
+    expired = SessionStore(session_key=store.session_key)
+    assert expired.get("sandbox") is None
+    assert expired.session_key is None  # a new key is made when it is saved, as Django does
+    assert SessionStore(session_key="no-such-key-" + "x" * 20).load() == {}

@@ -197,9 +197,11 @@ def _one(
 def _keep(
     box: Sandbox, recipe: Recipe, variant: str, result: RunResult, sweep: uuid.UUID | None
 ) -> RunResult:
-    """Store the run in the session's history, its result cut to what storage keeps."""
-    stored = Run.objects.create(
-        sandbox=box,
+    """Store the run in the session's history, its result cut to what storage keeps (as the JSON
+    text that measuring it for the cut encoded)."""
+    kept = result.trimmed(setting("STORED_STATEMENTS"), setting("STORED_RESULT_MAX_KB") * 1024)
+    run_id = Run.objects.keep(
+        sandbox_id=box.pk,
         recipe=recipe.slug,
         variant=variant,
         params=result.params,
@@ -208,10 +210,10 @@ def _keep(
         elapsed_ms=result.elapsed_ms,
         db_ms=result.db_ms,
         rows_read=result.figures.rows_read,
-        result=result.trimmed(setting("STORED_STATEMENTS"), setting("STORED_RESULT_MAX_KB") * 1024).to_json(),
+        result=kept.json_text(),
         sweep=sweep,
     )
-    return stored_as(result, stored.pk)
+    return stored_as(result, run_id)
 
 
 def _run_apart(
