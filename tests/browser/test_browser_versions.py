@@ -7,8 +7,8 @@ import pytest
 from playwright.sync_api import expect
 
 from playground.models import Run
-from tests import test_browser as shared
-from tests.test_browser_access import axe_violations
+from tests.browser import test_browser as shared
+from tests.browser.test_browser_access import axe_violations
 
 # The browser fixtures of test_browser.py, used here under the same names.
 _allow_orm_beside_playwright = shared._allow_orm_beside_playwright

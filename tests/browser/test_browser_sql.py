@@ -6,8 +6,8 @@ import pytest
 from playwright.sync_api import expect
 
 from playground.models import Run
-from tests import test_browser as shared
-from tests.test_browser_access import axe_violations
+from tests.browser import test_browser as shared
+from tests.browser.test_browser_access import axe_violations
 from tests.test_tracks_sql import KEYSET
 
 # The browser fixtures of test_browser.py, used here under the same names.

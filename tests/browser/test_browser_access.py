@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 import recipes
-from tests.test_browser import (  # noqa: F401  (fixtures)
+from tests.browser.test_browser import (  # noqa: F401  (fixtures)
     _allow_orm_beside_playwright,
     _drop_sandboxes,
     browser,

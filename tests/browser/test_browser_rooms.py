@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests import test_browser as shared
+from tests.browser import test_browser as shared
 
 # The browser fixtures of test_browser.py, used here under the same names.
 _allow_orm_beside_playwright = shared._allow_orm_beside_playwright

@@ -11,13 +11,13 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from playground.models import OperatorAction, Sandbox
-from tests.test_browser import (  # noqa: F401  (fixtures)
+from tests.browser.test_browser import (  # noqa: F401  (fixtures)
     _allow_orm_beside_playwright,
     _drop_sandboxes,
     browser,
     console_errors,
 )
-from tests.test_browser_access import sideways, sized_page  # noqa: F401  (sized_page: a fixture)
+from tests.browser.test_browser_access import sideways, sized_page  # noqa: F401  (sized_page: a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long enough password"

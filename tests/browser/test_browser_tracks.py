@@ -7,8 +7,8 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from playground.models import StepProgress
-from tests import test_browser as shared
-from tests.test_browser_access import SERIOUS, axe_violations
+from tests.browser import test_browser as shared
+from tests.browser.test_browser_access import SERIOUS, axe_violations
 
 # The browser fixtures of test_browser.py, used here under the same names.
 _allow_orm_beside_playwright = shared._allow_orm_beside_playwright

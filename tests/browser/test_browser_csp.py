@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-from tests.test_browser import (  # noqa: F401  (fixtures)
+from tests.browser.test_browser import (  # noqa: F401  (fixtures)
     TIMEOUT_MS,
     _allow_orm_beside_playwright,
     _drop_sandboxes,

@@ -7,14 +7,14 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-from tests.oidc_provider.running import PASSWORD
-from tests.test_browser import (  # noqa: F401  (fixtures)
+from tests.browser.test_browser import (  # noqa: F401  (fixtures)
     _allow_orm_beside_playwright,
     _drop_sandboxes,
     browser,
     console_errors,
     page,
 )
+from tests.oidc_provider.running import PASSWORD
 from tests.test_oidc import company_sign_in, provider, rules  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
