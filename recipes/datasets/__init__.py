@@ -1,7 +1,9 @@
 """Tables the recipes share: their models (`models`), how a dataset is seeded (`seeding`), and the
 datasets themselves, defined here.
 
-`from recipes.datasets import DOCUMENTS, Document` reads everything from this one place.
+`from recipes.datasets import DOCUMENTS, Document` reads everything from this one place. Tables a
+single recipe uses are declared in its module, or, when they would crowd it, in a module of their
+own here (`articles`: the text full-text search looks through), imported by that recipe alone.
 """
 
 from __future__ import annotations

@@ -16,87 +16,18 @@ reach `rows` articles, so a search finds every copy of a matching paragraph.
 from __future__ import annotations
 
 import re
-from pydoc_data.topics import topics
 
-from sqlalchemy import BigInteger, Computed, Identity, Text, cast, func, insert, select, text
-from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY, TSVECTOR
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import cast, func, select
+from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
 
 from recipes import params
 from recipes.base import Param, Recipe, Rows
-from recipes.datasets import Base, Dataset
+from recipes.datasets.articles import ARTICLES, PARAGRAPHS, Article, Paragraph, paragraphs
 from recipes.learning import Challenge, Check, Question
-from recipes.notes import plan_of, plural
+from recipes.notes import plan_of
 from recipes.results import HIGHLIGHT_START, HIGHLIGHT_STOP
+from recipes.text_search_notes import no_match_line, scan_lines
 
-
-class Paragraph(Base):
-    __tablename__ = "pydoc_paragraphs"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    topic: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
-
-
-class Article(Base):
-    __tablename__ = "articles"
-
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    topic: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
-    search_vector: Mapped[str] = mapped_column(
-        TSVECTOR, Computed("to_tsvector('english', body)", persisted=True)
-    )
-
-
-def paragraphs() -> list[dict[str, str]]:
-    """Prose paragraphs of the bundled Python docs: code blocks, grammar and short lines left out."""
-    found: dict[str, str] = {}
-    for topic in sorted(topics):
-        for block in re.split(r"\n\s*\n", topics[topic]):
-            body = " ".join(block.split())
-            if block[:1].isspace() or len(body) < 80 or body in found:
-                continue
-            if sum(c.isalpha() or c == " " for c in body) / len(body) >= 0.85:
-                found[body] = topic
-    return [{"topic": topic, "body": body} for body, topic in found.items()]
-
-
-class ParagraphSource(Dataset):
-    """The distinct paragraphs, sent once in one executemany; articles are built from them in SQL.
-
-    The ids are given, 1 … n: the articles' seed joins on them, and an identity's next value after
-    the table is (re)created is not promised to be 1.
-    """
-
-    def build(self, conn, size, *, analyze=True):
-        super().build(conn, size, analyze=False)
-        conn.execute(insert(Paragraph), [{"id": i, **row} for i, row in enumerate(paragraphs(), start=1)])
-        if analyze:
-            conn.execute(text("ANALYZE pydoc_paragraphs"))
-
-
-PARAGRAPHS = ParagraphSource(name="pydoc_paragraphs", models=(Paragraph,), seed_sql=(), version=2)
-ARTICLES = Dataset(
-    name="articles",
-    models=(Article,),
-    version=2,
-    seed_sql=(
-        """INSERT INTO articles (id, topic, body) OVERRIDING SYSTEM VALUE
-           SELECT i, p.topic, p.body
-           FROM generate_series(1, :rows) AS i
-           JOIN pydoc_paragraphs AS p ON p.id = 1 + (i - 1) % :paragraphs""",
-    ),
-    indexes={
-        # Written as text: func.to_tsvector() binds 'english' as a parameter, which DDL cannot hold.
-        "ix_articles_body_tsv": (
-            "CREATE INDEX ix_articles_body_tsv ON articles USING gin (to_tsvector('english', body))"
-        ),
-        "ix_articles_search_vector": (
-            "CREATE INDEX ix_articles_search_vector ON articles USING gin (search_vector)"
-        ),
-    },
-)
 INDEXES = {
     "none": set(),
     "expression-gin": {"ix_articles_body_tsv"},
@@ -298,72 +229,6 @@ def notes(result):
     if summary is not None:
         lines += scan_lines(summary, result.rows.total if result.rows else 0, result.params["rows"])
     return lines
-
-
-def scan_lines(summary, returned: int, articles: int) -> list[str]:
-    """What the plan shows: a GIN index finding the candidates, or a scan testing row after row."""
-    gin = [n for n in summary.nodes if n.index and n.node_type.startswith("Bitmap Index")]
-    if gin:
-        heap = [n for n in summary.nodes if n.node_type == "Bitmap Heap Scan"]
-        kept = (
-            f", and rechecking their text kept {int(heap[0].actual_rows):,}"
-            if heap and heap[0].rows_removed
-            else ""
-        )
-        return [
-            f"{gin[0].label} found {plural(int(gin[0].actual_rows), 'candidate')}; the table was read "
-            f"only for them{kept} ({summary.execution_ms:.2f} ms)."
-        ]
-    scan = summary.key_scan
-    if scan is None:
-        return []
-    tested = f"{scan.label}: {scan.rows_read:,} of {articles:,} rows read, each one's text tested"
-    stopped = " until LIMIT had its rows" if scan.below_limit and scan.rows_read < articles else ""
-    line = f"{tested}{stopped}, {summary.execution_ms:.2f} ms."
-    if scan.index:  # an index gave the order (ORDER BY id), the text test still ran row by row
-        return [line + f" {scan.index} served ORDER BY only; no index served the search."]
-    return [line + " No index served this query."]
-
-
-def no_match_line(result) -> str:
-    """Why nothing matched, from each word's count in the seeded paragraphs, and what to try."""
-    m, q = result.metrics, result.params["q"]
-    searched, words = m["searched_as"], m["words_in_paragraphs"]
-    config, text_config = (None, None) if searched == "substring" else searched
-    if config is None:
-        said = [f"No article contains the text '{q}' (ILIKE looks for it as one piece)."]
-    else:
-        said = [f"No article matched '{q}' under the {config} config."]
-    if text_config != config:
-        said.append(f"The text it is matched against holds {text_config} lexemes, not {config} ones.")
-    dropped = [f"'{word}'" for word, lexeme, _ in words if lexeme is None]
-    if dropped:
-        empty = ", so the query is empty" if len(dropped) == len(words) else ""
-        said.append(f"Left out as stop words: {', '.join(dropped)}{empty}.")
-    looked_up = [(word, lexeme, count) for word, lexeme, count in words if lexeme is not None]
-    if looked_up:
-        line = f"Of the {m['paragraphs']:,} distinct paragraphs the articles repeat, " + "; ".join(
-            in_paragraphs(*word) for word in looked_up
-        )
-        if all(count for _, _, count in looked_up):
-            apart = (
-                "next to each other, in this order"
-                if result.params["parser"] == "phrase"
-                else "in one article"
-            )
-            line += ": each word is there, but never " + ("as this text" if config is None else apart)
-        said.append(line + ".")
-    if text_config != config:  # any word would miss the same way: the config is what to change
-        said.append(f"Try the {text_config} config, the one the text was stored with.")
-    elif m.get("try_instead"):
-        said.append(f"Try '{m['try_instead']}', a word the text has.")
-    return " ".join(said)
-
-
-def in_paragraphs(word: str, lexeme: str, count: int) -> str:
-    """A word, what the config made of it, how many paragraphs have it: 'raising' (as 'rais') is in 2."""
-    searched = f"'{word}'" + (f" (as '{lexeme}')" if lexeme != word else "")
-    return f"{searched} is in {count:,}" if count else f"{searched} is in none"
 
 
 # --- questions and challenges ---

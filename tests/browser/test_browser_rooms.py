@@ -7,14 +7,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests import test_browser as shared
-
-# The browser fixtures of test_browser.py, used here under the same names.
-_allow_orm_beside_playwright = shared._allow_orm_beside_playwright
-_drop_sandboxes = shared._drop_sandboxes
-browser = shared.browser
-console_errors = shared.console_errors
-page = shared.page
+from tests.browser.helpers import SHOWN_COLOURS, open_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +17,7 @@ NAMES = ("Ada", "Grace", "<i>Edsger</i>")
 @pytest.fixture
 def participants(browser, console_errors) -> Iterator[list[Page]]:
     """Three participants, each with their own cookies (so their own session and sandbox)."""
-    pages = [shared.open_page(browser, console_errors) for _ in NAMES]
+    pages = [open_page(browser, console_errors) for _ in NAMES]
     yield [next(p) for p in pages]
     for p in pages:
         next(p, None)
@@ -40,7 +33,7 @@ def test_a_room_with_a_host_and_three_participants(page, participants, live_serv
     join_url = host.locator("#join-url").inner_text()
     code = host.locator("#join-code").inner_text()
     for button in ("#prepare", "#reset-all", "#close-room"):
-        ink, paper = host.locator(button).evaluate(shared.SHOWN_COLOURS)
+        ink, paper = host.locator(button).evaluate(SHOWN_COLOURS)
         assert ink != paper, f"{button}'s text is the colour of what it sits on"
 
     for person, name in zip(participants, NAMES, strict=True):

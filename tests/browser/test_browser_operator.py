@@ -11,19 +11,13 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from playground.models import OperatorAction, Sandbox
-from tests.test_browser import (  # noqa: F401  (fixtures)
-    _allow_orm_beside_playwright,
-    _drop_sandboxes,
-    browser,
-    console_errors,
-)
-from tests.test_browser_access import sideways, sized_page  # noqa: F401  (sized_page: a fixture)
+from tests.browser.helpers import sideways
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "a long enough password"
 
 
-def test_staff_sign_in_read_the_status_and_reap_now(sized_page, live_server, make_sandbox):  # noqa: F811
+def test_staff_sign_in_read_the_status_and_reap_now(sized_page, live_server, make_sandbox):
     get_user_model().objects.create_superuser("olga", password=PASSWORD)
     idle = make_sandbox()
     Sandbox.objects.filter(pk=idle.pk).update(last_used_at=timezone.now() - timedelta(days=2))

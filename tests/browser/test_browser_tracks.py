@@ -7,16 +7,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from playground.models import StepProgress
-from tests import test_browser as shared
-from tests.test_browser_access import SERIOUS, axe_violations
-
-# The browser fixtures of test_browser.py, used here under the same names.
-_allow_orm_beside_playwright = shared._allow_orm_beside_playwright
-_drop_sandboxes = shared._drop_sandboxes
-browser = shared.browser
-console_errors = shared.console_errors
-page = shared.page
-page_without_js = shared.page_without_js
+from tests.browser.helpers import SERIOUS, axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -8,13 +8,6 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from tests.oidc_provider.running import PASSWORD
-from tests.test_browser import (  # noqa: F401  (fixtures)
-    _allow_orm_beside_playwright,
-    _drop_sandboxes,
-    browser,
-    console_errors,
-    page,
-)
 from tests.test_oidc import company_sign_in, provider, rules  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -31,7 +24,7 @@ def sign_in_as(tab: Page, base: str, username: str) -> None:
 
 
 def test_a_person_signs_in_with_the_company_provider_and_lands_where_they_were_going(
-    page,  # noqa: F811
+    page,
     live_server,
     company_sign_in,  # noqa: F811
 ):

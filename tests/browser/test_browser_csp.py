@@ -9,13 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
-from tests.test_browser import (  # noqa: F401  (fixtures)
-    TIMEOUT_MS,
-    _allow_orm_beside_playwright,
-    _drop_sandboxes,
-    _is_error,
-    browser,
-)
+from tests.browser.helpers import TIMEOUT_MS, is_console_error
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,13 +28,13 @@ def errors() -> list[str]:
 
 
 @pytest.fixture
-def page(browser, errors) -> Iterator[Page]:  # noqa: F811
+def page(browser, errors) -> Iterator[Page]:
     context = browser.new_context()
     context.set_default_timeout(TIMEOUT_MS)
     context.add_init_script(RECORD_VIOLATIONS)
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if _is_error(msg) else None)
+    page.on("console", lambda msg: errors.append(msg.text) if is_console_error(msg) else None)
     yield page
     violations = page.evaluate("window.__csp")
     context.close()

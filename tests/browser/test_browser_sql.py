@@ -6,16 +6,8 @@ import pytest
 from playwright.sync_api import expect
 
 from playground.models import Run
-from tests import test_browser as shared
-from tests.test_browser_access import axe_violations
+from tests.browser.helpers import axe_violations
 from tests.test_tracks_sql import KEYSET
-
-# The browser fixtures of test_browser.py, used here under the same names.
-_allow_orm_beside_playwright = shared._allow_orm_beside_playwright
-_drop_sandboxes = shared._drop_sandboxes
-browser = shared.browser
-console_errors = shared.console_errors
-page = shared.page
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -5,33 +5,13 @@ Runs use small tables; the checks before a run cover every recipe page, since th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 import recipes
-from tests.test_browser import (  # noqa: F401  (fixtures)
-    _allow_orm_beside_playwright,
-    _drop_sandboxes,
-    browser,
-    console_errors,
-    open_page,
-    page,
-)
+from tests.browser.helpers import axe_violations, sideways
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-WIDTHS = {"wide": (1400, 900), "narrow": (420, 900)}
-SERIOUS = ("serious", "critical")
-
-
-@pytest.fixture(params=list(WIDTHS), ids=list(WIDTHS))
-def sized_page(request, browser, console_errors) -> Iterator[Page]:  # noqa: F811
-    for p in open_page(browser, console_errors):
-        width, height = WIDTHS[request.param]
-        p.set_viewport_size({"width": width, "height": height})
-        yield p
 
 
 def run_button_in_view(tab: Page) -> bool:
@@ -39,10 +19,6 @@ def run_button_in_view(tab: Page) -> bool:
     box = run.bounding_box()
     height = tab.viewport_size["height"]
     return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height
-
-
-def sideways(tab: Page) -> int:
-    return tab.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
 
 
 def test_every_recipe_page_shows_run_without_scrolling_and_never_scrolls_sideways(sized_page, live_server):
@@ -77,13 +53,13 @@ def test_after_a_run_run_is_still_reachable_and_focus_lands_on_the_results(sized
     expect(sized_page.locator("#results h3", has_text="The code that ran")).to_be_visible()
 
 
-def test_before_a_run_the_code_is_not_called_the_code_that_ran(page, live_server):  # noqa: F811
+def test_before_a_run_the_code_is_not_called_the_code_that_ran(page, live_server):
     page.goto(live_server.url + "/recipes/offset-pagination/")
     expect(page.locator("#results h3", has_text="The code this variant runs")).to_be_visible()
     expect(page.locator("#results")).not_to_contain_text("The code that ran")
 
 
-def test_a_field_error_names_the_label_links_to_the_field_and_marks_it(page, live_server, console_errors):  # noqa: F811, E501
+def test_a_field_error_names_the_label_links_to_the_field_and_marks_it(page, live_server, console_errors):  # noqa: E501
     page.goto(live_server.url + "/recipes/offset-pagination/?rows=1000")
     page.evaluate("document.querySelector('form.run-form').noValidate = true")
     page.get_by_label("Page", exact=True).fill("0")
@@ -96,19 +72,10 @@ def test_a_field_error_names_the_label_links_to_the_field_and_marks_it(page, liv
     expect(page.get_by_label("Page", exact=True)).to_be_focused()
 
 
-def axe_violations(tab: Page) -> list[str]:
-    found = Axe().run(tab).response["violations"]
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-        for v in found
-        if v["impact"] in SERIOUS
-    ]
-
-
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_axe_finds_nothing_serious_on_any_kind_of_page(browser, live_server, scheme):  # noqa: F811
+def test_axe_finds_nothing_serious_on_any_kind_of_page(browser, live_server, scheme):
     context = browser.new_context(color_scheme=scheme, viewport={"width": 1400, "height": 900})
-    page = context.new_page()  # noqa: F811
+    page = context.new_page()
     base = live_server.url
     found: dict[str, list[str]] = {}
     try:
@@ -151,7 +118,7 @@ OTHER_PAGES = ["/", "/tracks/", "/tracks/onboarding/1/", "/rooms/new", "/rooms/j
 
 
 @pytest.mark.parametrize("path", OTHER_PAGES)
-def test_the_other_pages_never_scroll_sideways_on_a_narrow_screen(page, live_server, path):  # noqa: F811
+def test_the_other_pages_never_scroll_sideways_on_a_narrow_screen(page, live_server, path):
     page.set_viewport_size({"width": 420, "height": 900})
     page.goto(live_server.url + path)
     assert sideways(page) <= 0, f"{path} scrolls sideways by {sideways(page)} px"

@@ -1,92 +1,14 @@
-"""The site in a real browser: Debian's Chromium driven by Playwright against a live server."""
+"""A recipe page in Chromium: runs swapped in place, variants, field errors, compare, sweep and share."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from playground import sandbox as sandboxes
 from playground.models import Run, Sandbox
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-TIMEOUT_MS = 20_000
+from tests.browser.helpers import SHOWN_COLOURS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _allow_orm_beside_playwright() -> Iterator[None]:
-    """Playwright's sync API keeps an event loop running in this thread, which makes Django refuse
-    ORM calls from fixtures; none of them actually run inside that loop."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="module")
-def browser(_allow_orm_beside_playwright) -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(autouse=True)
-def _drop_sandboxes(transactional_db) -> Iterator[None]:
-    yield
-    for box in Sandbox.objects.all():
-        sandboxes.drop(box)
-
-
-def _is_error(message: ConsoleMessage) -> bool:
-    """Console errors, except for /favicon.ico, which the browser may ask for on its own."""
-    return message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico")
-
-
-@pytest.fixture
-def console_errors() -> list[str]:
-    """Errors the page logged; a test expecting one (a 400 answer) removes it from the list."""
-    return []
-
-
-def open_page(browser: Browser, errors: list[str], *, javascript: bool = True) -> Iterator[Page]:
-    context = browser.new_context(java_script_enabled=javascript)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if _is_error(msg) else None)
-    yield page
-    context.close()
-    assert not errors, errors
-
-
-@pytest.fixture
-def page(browser, console_errors) -> Iterator[Page]:
-    yield from open_page(browser, console_errors)
-
-
-@pytest.fixture
-def page_without_js(browser, console_errors) -> Iterator[Page]:
-    yield from open_page(browser, console_errors, javascript=False)
 
 
 def run_from_shelf(page: Page, base_url: str, title: str, depth_label: str) -> None:
@@ -254,15 +176,6 @@ def test_a_default_keyset_sweep_completes_on_a_fresh_session_with_every_point(pa
     )
     assert outside == []
     assert Run.objects.filter(sweep__isnull=False).count() == 4 * total
-
-
-SHOWN_COLOURS = """(el) => {
-    let under = el;
-    const clear = (node) => getComputedStyle(node).backgroundColor === "rgba(0, 0, 0, 0)";
-    while (under && clear(under)) under = under.parentElement;
-    return [getComputedStyle(el).color, under ? getComputedStyle(under).backgroundColor : "white"];
-}"""
-"""An element's text colour and the first opaque background under it."""
 
 
 def test_on_a_narrow_screen_the_compare_bars_keep_their_width(page, live_server):
