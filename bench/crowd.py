@@ -31,6 +31,9 @@ HEAVY = [
 """The heaviest runs the guards let through, each seconds long and 150 MB or so of Python."""
 ALONE = ("bulk-insert", "add-loop", {"rows": 50_000, "batch_size": 25})
 """One heavy run alone: the most statements an add-loop may send (the old 200,000-row one: 20,007)."""
+UNLOADED_RUNS = 200
+"""Light runs timed one at a time on the idle site, at least: a p95 of fewer moved by a third
+from one run of the bench to the next."""
 THINK_SECONDS = 5.0
 """A light person's mean pause between two runs (reading the result), uniform in ±50 %."""
 HEAVY_PEOPLE = 3
@@ -59,6 +62,7 @@ def measure(site: Gunicorn, users: int, seconds: float, heavy: int = HEAVY_PEOPL
     alone = one_heavy_run(site)
     people = [site.browser() for _ in range(users)]
     warm(people)
+    settle()
     unloaded = alone_one_at_a_time(people[heavy:])
     tally, rss = crowd(site, people, seconds, heavy)
     p95, base = quantile(tally.light, 0.95), quantile(unloaded, 0.95)
@@ -155,8 +159,19 @@ def alone_one_at_a_time(people: list) -> list[float]:
     Each run is a different session from the one before, as in the crowd, so both pay the same
     for what a process keeps per session (its engine and pooled connection, a few per process).
     """
-    runs = max(60, 2 * len(people))
+    runs = max(UNLOADED_RUNS, 2 * len(people))
     return [post(people[i % len(people)], *LIGHT[(i // len(people)) % len(LIGHT)])[0] for i in range(runs)]
+
+
+def settle(idle_percent: float = 10.0, at_most: float = 90.0) -> None:
+    """Wait until the machine is idle: seeding every person's tables leaves Postgres analyzing
+    and vacuuming them for a while (autovacuum), and an unloaded figure taken meanwhile is not
+    unloaded. Three seconds in a row under `idle_percent` of the CPUs, or `at_most` seconds."""
+    import psutil
+
+    quiet, give_up = 0, time.monotonic() + at_most
+    while quiet < 3 and time.monotonic() < give_up:
+        quiet = quiet + 1 if psutil.cpu_percent(interval=1.0) < idle_percent else 0
 
 
 def warm(people: list) -> None:

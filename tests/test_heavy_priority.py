@@ -4,6 +4,8 @@ touches a process it cannot recognise as that backend."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import psycopg
 import pytest
@@ -34,3 +36,19 @@ def test_only_a_backend_reached_on_this_machine_is_a_candidate():
     assert apart._served_here("localhost", "::1")
     assert not apart._served_here("db.internal", "10.0.0.7")
     assert not apart._served_here("192.168.1.20", "")
+
+
+def test_a_heavy_runs_process_takes_only_the_cpu_nobody_else_wants():
+    """In a process of its own, as the heavy run's is (the test's own must keep its priority)."""
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from playground.running.apart import lower_own_priority; lower_own_priority(); "
+            "print(os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert shown == [str(os.SCHED_IDLE), str(apart.NICENESS)]
