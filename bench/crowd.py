@@ -1,7 +1,8 @@
 """A crowd on gunicorn.conf.py's defaults (2 workers x 2 threads): N people for a while, a few of
 them running the heaviest runs the guards allow back to back, the rest light runs with think time
-/ the same people's light runs one at a time on an idle site. Also one heavy run alone: its time,
-statements, response size, and the memory of the worker and of the run's own process."""
+/ the same people's light runs one at a time on the idle site, before and after. Also one heavy
+run alone: its time, statements, response size, and the memory of the worker and of the run's own
+process."""
 
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ HEAVY = [
 ALONE = ("bulk-insert", "add-loop", {"rows": 50_000, "batch_size": 25})
 """One heavy run alone: the most statements an add-loop may send (the old 200,000-row one: 20,007)."""
 UNLOADED_RUNS = 200
-"""Light runs timed one at a time on the idle site, at least: a p95 of fewer moved by a third
-from one run of the bench to the next."""
+"""Light runs timed one at a time on the idle site, before the crowd and again after it, at
+least: a p95 of fewer moved by a third from one run of the bench to the next."""
 THINK_SECONDS = 5.0
 """A light person's mean pause between two runs (reading the result), uniform in ±50 %."""
 HEAVY_PEOPLE = 3
@@ -63,8 +64,12 @@ def measure(site: Gunicorn, users: int, seconds: float, heavy: int = HEAVY_PEOPL
     people = [site.browser() for _ in range(users)]
     warm(people)
     settle()
-    unloaded = alone_one_at_a_time(people[heavy:])
+    before = alone_one_at_a_time(people[heavy:])
     tally, rss = crowd(site, people, seconds, heavy)
+    settle()
+    # Timed on both sides of the crowd: this machine's speed drifts over minutes (it is shared),
+    # and a reference taken in one slow or fast stretch moved the ratio by a third.
+    unloaded = before + alone_one_at_a_time(people[heavy:])
     p95, base = quantile(tally.light, 0.95), quantile(unloaded, 0.95)
     unexpected = sum(tally.errors.values())
     peak = max((max(s) for s in rss["samples"] if s), default=0) / 2**20
