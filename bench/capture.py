@@ -15,14 +15,14 @@ TARGET_RATIO = 1.05
 
 def measure(repeat: int) -> list[Figure]:
     """Capture overhead, per case: `repeat` runs with capture and without, interleaved."""
-    from sqlalchemy import create_engine, event
+    from sqlalchemy import create_engine
 
     import recipes
     from playground import sandbox
     from playground.conf import setting
     from playground.running import runner
     from playground.running.deadline import Watch
-    from playground.running.engine import discard_session_state, refuse_if_closed
+    from playground.running.engine import pooled_with_reset
     from playground.sandbox import engines
     from recipes.base import Params
     from recipes.context import Run
@@ -33,10 +33,10 @@ def measure(repeat: int) -> list[Figure]:
         captured.url,
         pool_size=setting("SANDBOX_POOL_SIZE"),
         max_overflow=engines.SANDBOX_MAX_OVERFLOW,
+        pool_reset_on_return=None,
         connect_args={"prepare_threshold": None},
     )
-    event.listen(bare, "checkout", refuse_if_closed)
-    event.listen(bare, "reset", discard_session_state)
+    pooled_with_reset(bare)  # the same pool behaviour as the captured engine, no listeners else
     cases = [
         ("eager-loading", "lazy", {"authors": 50}, "lazy N+1, 50 authors (51 queries)"),
         ("offset-pagination", "offset", {"size": 20}, "20-row page + count (2 queries)"),

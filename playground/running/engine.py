@@ -57,10 +57,16 @@ def sandbox_engine(url: URL | str, *, pool_size: int, max_overflow: int, **optio
         **options,
     )
     engine.update_execution_options(compiled_cache=_compiled)
+    return capture.instrument(pooled_with_reset(engine))
+
+
+def pooled_with_reset(engine: Engine) -> Engine:
+    """Attach the checkout check and the reset nobody waits for (the three listeners work
+    together: a reset left due at checkin refuses the connection at its next checkout)."""
     event.listen(engine, "checkout", refuse_if_closed)
     event.listen(engine, "reset", discard_session_state)
     event.listen(engine, "checkin", send_discard)
-    return capture.instrument(engine)
+    return engine
 
 
 def refuse_if_closed(dbapi_connection, connection_record, connection_proxy) -> None:
