@@ -144,10 +144,8 @@ def test_a_connection_whose_reset_went_unanswered_is_not_handed_out(engine):
     assert backend_pid(engine) != first
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_app_database_connection_is_health_checked_without_a_query(monkeypatch):
-    connection.ensure_connection()
-    kept = connection.connection
+def spy_on_statements(monkeypatch) -> list[str]:
+    """What psycopg's cursors send from now on (until the monkeypatch is undone)."""
     sent: list[str] = []
     execute = psycopg.Cursor.execute
 
@@ -156,6 +154,14 @@ def test_the_app_database_connection_is_health_checked_without_a_query(monkeypat
         return execute(cursor, query, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    return sent
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_app_database_connection_is_health_checked_without_a_query(monkeypatch):
+    connection.ensure_connection()
+    kept = connection.connection
+    sent = spy_on_statements(monkeypatch)
     close_old_connections()  # what Django's handler does when a request starts
     with connection.cursor() as cursor:
         cursor.execute("SELECT 2")
@@ -181,14 +187,7 @@ def test_a_session_is_read_by_one_select_and_never_once_expired(monkeypatch):
     store = SessionStore()
     store["sandbox"] = "sbx_someone"
     store.save()
-    sent: list[str] = []
-    execute = psycopg.Cursor.execute
-
-    def counted(cursor, query, *args, **kwargs):
-        sent.append(str(query))
-        return execute(cursor, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    sent = spy_on_statements(monkeypatch)
     assert SessionStore(session_key=store.session_key)["sandbox"] == "sbx_someone"
     assert len(sent) == 1 and sent[0].startswith("SELECT session_data FROM")
     monkeypatch.undo()
