@@ -8,16 +8,16 @@ server that ends a connection says so on its socket: an error message, then end 
 connection has nothing to read. So a connection is usable when psycopg does not know it closed or
 broken, sits outside any transaction, and its socket has nothing to read; anything else makes
 Django close it and open a new one for the request's first query. The sandbox engines check
-their pooled connections the same way (`playground.running.engine.refuse_if_closed`).
+their pooled connections the same way, with the same function (`running.engine.ended_by_server`).
 """
 
 from __future__ import annotations
 
-import select
-
 import psycopg
 from django.db.backends.postgresql import base
 from psycopg.pq import TransactionStatus
+
+from playground.running.engine import ended_by_server
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -31,9 +31,4 @@ def usable(conn: psycopg.Connection | None) -> bool:
         return False
     if conn.info.transaction_status != TransactionStatus.IDLE:
         return False  # between requests a connection in autocommit is idle; anything else is odd
-    try:
-        poller = select.poll()  # not select(): a busy process may have descriptors past 1024
-        poller.register(conn.pgconn.socket, select.POLLIN)
-        return not poller.poll(0)
-    except (OSError, ValueError, psycopg.Error):
-        return False
+    return ended_by_server(conn) is None

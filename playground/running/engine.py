@@ -89,14 +89,22 @@ def refuse_if_closed(dbapi_connection, connection_record, connection_proxy) -> N
         raise exc.DisconnectionError("the connection's reset was never sent")
     if connection_record.info.pop(DISCARD_PENDING, False):
         _finish_discard(dbapi_connection.pgconn)
+    why = ended_by_server(dbapi_connection)
+    if why is not None:
+        raise exc.DisconnectionError(why)
+
+
+def ended_by_server(dbapi_connection: psycopg.Connection) -> str | None:
+    """Why an idle connection's server has ended it, read from its socket without sending
+    anything (an idle connection has nothing to read); None when nothing says so. The app
+    database's connections are checked the same way (`playground.appdb`)."""
     try:
         poller = select.poll()  # not select(): a busy process may have descriptors past 1024
         poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
         readable = poller.poll(0)
     except (OSError, ValueError, psycopg.Error) as error:
-        raise exc.DisconnectionError(f"the connection's socket is gone: {error}") from error
-    if readable:
-        raise exc.DisconnectionError("the server sent something to an idle connection: it ended it")
+        return f"the connection's socket is gone: {error}"
+    return "the server sent something to an idle connection: it ended it" if readable else None
 
 
 def discard_session_state(dbapi_connection, connection_record, reset_state) -> None:
