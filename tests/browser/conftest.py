@@ -78,3 +78,13 @@ def sized_page(request, browser, console_errors) -> Iterator[Page]:
         width, height = WIDTHS[request.param]
         p.set_viewport_size({"width": width, "height": height})
         yield p
+
+
+@pytest.fixture(params=["light", "dark"])
+def scheme_tab(browser, request) -> Iterator[Page]:
+    """A wide page in the light, then the dark colour scheme: a test asking for it runs in both."""
+    context = browser.new_context(color_scheme=request.param, viewport={"width": 1400, "height": 900})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

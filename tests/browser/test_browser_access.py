@@ -72,45 +72,40 @@ def test_a_field_error_names_the_label_links_to_the_field_and_marks_it(page, liv
     expect(page.get_by_label("Page", exact=True)).to_be_focused()
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_axe_finds_nothing_serious_on_any_kind_of_page(browser, live_server, scheme):
-    context = browser.new_context(color_scheme=scheme, viewport={"width": 1400, "height": 900})
-    page = context.new_page()
+def test_axe_finds_nothing_serious_on_any_kind_of_page(scheme_tab, live_server):
+    page = scheme_tab
     base = live_server.url
     found: dict[str, list[str]] = {}
-    try:
-        page.goto(base + "/")
-        found["shelf"] = axe_violations(page)
+    page.goto(base + "/")
+    found["shelf"] = axe_violations(page)
 
-        page.goto(base + "/recipes/keyset-pagination/?rows=1000&page=5")
-        page.get_by_role("button", name="Run", exact=True).click()
-        page.locator("#query-count").wait_for()
-        found["recipe with results"] = axe_violations(page)
+    page.goto(base + "/recipes/keyset-pagination/?rows=1000&page=5")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator("#query-count").wait_for()
+    found["recipe with results"] = axe_violations(page)
 
-        page.goto(base + "/recipes/keyset-pagination/?rows=1000&page=5&index=none")
-        page.get_by_role("button", name="Run", exact=True).click()
-        page.locator("#query-count").wait_for()
+    page.goto(base + "/recipes/keyset-pagination/?rows=1000&page=5&index=none")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.locator("#query-count").wait_for()
 
-        page.goto(base + "/recipes/exists-count/?rows=1000")
-        page.get_by_role("button", name="Compare all variants").click()
-        page.locator("#comparison").wait_for()
-        found["compare"] = axe_violations(page)
+    page.goto(base + "/recipes/exists-count/?rows=1000")
+    page.get_by_role("button", name="Compare all variants").click()
+    page.locator("#comparison").wait_for()
+    found["compare"] = axe_violations(page)
 
-        page.goto(base + "/recipes/keyset-pagination/?rows=1000")
-        page.get_by_label("to", exact=True).fill("40")
-        page.get_by_label("Points", exact=True).fill("2")
-        page.get_by_role("button", name="Sweep").click()
-        page.locator("#sweep-done").wait_for()
-        found["sweep"] = axe_violations(page)
+    page.goto(base + "/recipes/keyset-pagination/?rows=1000")
+    page.get_by_label("to", exact=True).fill("40")
+    page.get_by_label("Points", exact=True).fill("2")
+    page.get_by_role("button", name="Sweep").click()
+    page.locator("#sweep-done").wait_for()
+    found["sweep"] = axe_violations(page)
 
-        page.goto(base + "/history")
-        found["history"] = axe_violations(page)
-        ids = [int(i) for i in page.locator("input[name=a]").evaluate_all("els => els.map(e => e.value)")]
-        page.goto(f"{base}/runs/diff?a={min(ids)}&b={max(ids)}")
-        expect(page.locator("#changes")).to_be_visible()
-        found["diff"] = axe_violations(page)
-    finally:
-        context.close()
+    page.goto(base + "/history")
+    found["history"] = axe_violations(page)
+    ids = [int(i) for i in page.locator("input[name=a]").evaluate_all("els => els.map(e => e.value)")]
+    page.goto(f"{base}/runs/diff?a={min(ids)}&b={max(ids)}")
+    expect(page.locator("#changes")).to_be_visible()
+    found["diff"] = axe_violations(page)
     assert not any(found.values()), found
 
 

@@ -123,34 +123,29 @@ def learning_violations(tab: Page) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_axe_finds_nothing_serious_on_the_learning_pages(browser, live_server, scheme):
-    context = browser.new_context(color_scheme=scheme, viewport={"width": 1400, "height": 900})
-    tab = context.new_page()
+def test_axe_finds_nothing_serious_on_the_learning_pages(scheme_tab, live_server):
+    tab = scheme_tab
     base = live_server.url
     found: dict[str, list[str]] = {}
-    try:
-        tab.goto(base + "/recipes/eager-loading/?authors=10")
-        tab.get_by_label("How many queries will lazy loading send for 10 authors?").fill("3")
-        tab.get_by_role("button", name="Predict and run").first.click()
-        tab.locator("#answer").wait_for()
-        found["recipe with an answer"] = learning_violations(tab)
-        tab.get_by_role("button", name="Try it with the form's variant").click()
-        tab.locator("#verdict").wait_for()
-        found["recipe with a verdict"] = learning_violations(tab)
+    tab.goto(base + "/recipes/eager-loading/?authors=10")
+    tab.get_by_label("How many queries will lazy loading send for 10 authors?").fill("3")
+    tab.get_by_role("button", name="Predict and run").first.click()
+    tab.locator("#answer").wait_for()
+    found["recipe with an answer"] = learning_violations(tab)
+    tab.get_by_role("button", name="Try it with the form's variant").click()
+    tab.locator("#verdict").wait_for()
+    found["recipe with a verdict"] = learning_violations(tab)
 
-        tab.goto(base + "/tracks/")
-        found["tracks"] = axe_violations(tab)
-        tab.goto(base + "/tracks/onboarding/1/")
-        tab.locator(".question input").fill("1")
-        tab.get_by_role("button", name="Predict and run").click()
-        tab.locator("#answer").wait_for()
-        found["step with an answer"] = learning_violations(tab)
-        tab.goto(base + "/tracks/onboarding/")
-        found["track"] = axe_violations(tab)
-        tab.locator("#export-track").click()
-        tab.locator("#export-markdown").wait_for()
-        found["export"] = axe_violations(tab)
-    finally:
-        context.close()
+    tab.goto(base + "/tracks/")
+    found["tracks"] = axe_violations(tab)
+    tab.goto(base + "/tracks/onboarding/1/")
+    tab.locator(".question input").fill("1")
+    tab.get_by_role("button", name="Predict and run").click()
+    tab.locator("#answer").wait_for()
+    found["step with an answer"] = learning_violations(tab)
+    tab.goto(base + "/tracks/onboarding/")
+    found["track"] = axe_violations(tab)
+    tab.locator("#export-track").click()
+    tab.locator("#export-markdown").wait_for()
+    found["export"] = axe_violations(tab)
     assert not any(found.values()), "\n".join(f"{k}: {v}" for k, v in found.items() if v)
