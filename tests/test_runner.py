@@ -96,6 +96,45 @@ def test_only_statements_inside_the_capture_are_recorded(engine):
 
 
 # --- EXPLAIN of a write -----------------------------------------------------------------------
+def test_an_explain_that_fails_shows_why_and_leaves_the_connection_usable(engine):
+    """Both EXPLAINs go in one pipeline: when the first fails, the server skips the rest, the run
+    is shown without its plan and says why, and the pooled connection works for the next run."""
+    recipe = throwaway_recipe()
+
+    @recipe.setup
+    def prepare(setup, p):
+        setup.conn.execute(text("DROP TABLE IF EXISTS notes"))
+        setup.conn.execute(text("CREATE TABLE notes (id int GENERATED ALWAYS AS IDENTITY, body text)"))
+        setup.conn.execute(text("INSERT INTO notes (body) VALUES ('only')"))
+
+    @recipe.variant
+    def divide_then_empty(run, p):
+        """Divide by the row count, then delete the rows: the EXPLAIN divides by zero"""
+        with run.connect() as conn:
+            conn.execute(run.main(text("SELECT 1 / (SELECT count(*)::int FROM notes)")))
+            conn.execute(text("DELETE FROM notes"))
+            conn.commit()
+
+    @recipe.variant
+    def divide(run, p):
+        """Divide by the row count, which the setup made one"""
+        with run.connect() as conn:
+            conn.execute(run.main(text("SELECT 1 / (SELECT count(*)::int FROM notes)")))
+
+    failed = runner.run(recipe=recipe, variant="divide-then-empty", params={}, engine=engine)
+    assert failed.ok, failed.error  # the variant itself ran
+    assert failed.plan is not None and failed.plan.json == []
+    assert failed.plan.text.startswith("EXPLAIN failed") and "division by zero" in failed.plan.text
+    assert [s.kind for s in failed.statements].count("explain") == 2
+
+    again = runner.run(recipe=recipe, variant="divide", params={}, engine=engine)
+    assert again.ok, again.error
+    assert again.plan is not None and "Execution Time" in again.plan.json[0]
+    with engine.connect() as conn:
+        assert conn.connection.dbapi_connection.autocommit is False
+        assert conn.execute(text("SELECT count(*) FROM notes")).scalar_one() == 1
+
+
 def test_explain_of_a_write_leaves_no_trace(engine):
     recipe = throwaway_recipe()
 
